@@ -1,0 +1,177 @@
+"""``acton_contacts``: the Act-On Contacts list, and its quality checks."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+    asset_check,
+)
+from sqlalchemy import func, inspect, select
+
+from acton_pipelines.assets import groups
+from acton_pipelines.build.contacts import build_acton_contacts
+from acton_pipelines.contact_values import SchemaBreak, conform_contacts
+from acton_pipelines.crm.objects import CRM_OBJECTS
+from acton_pipelines.crm.window import FULL_SYNC
+from acton_pipelines.mapping import MappingError
+from acton_pipelines.mapping.models import Mapping
+from acton_pipelines.resources.mapping import MappingResource
+from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contacts_table
+
+
+def load_mapping_or_fail(mapping: MappingResource) -> Mapping:
+    """The mapping, or a run failure that lists every problem with its file, entry and fix."""
+    try:
+        return mapping.load()
+    except MappingError as error:
+        raise Failure(description=f"The mapping is not valid:\n{error}") from None
+
+
+@asset(
+    group_name=groups.ACTON_CONTACTS,
+    deps=[o.table for o in CRM_OBJECTS],
+    kinds={"sql", "pandas"},
+    description=(
+        "Act-On Contacts: one row per unconverted CRM Lead and per CRM Contact, with one typed "
+        "column per mapped field, `external_id` and `record_type`, the linked account (name, "
+        "type), owner (name, email) and the account's opportunity summary. Values that do not "
+        "fit their data type are set to NULL and quarantined in `acton_contact_rejects`."
+    ),
+)
+def acton_contacts(
+    context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
+) -> MaterializeResult:
+    loaded = load_mapping_or_fail(mapping)
+    build = build_acton_contacts(
+        engine=warehouse.engine,
+        mapping=loaded,
+        run_id=context.run_id,
+        window=FULL_SYNC,
+        progress=context.log.info,
+    )
+    table = acton_contacts_table(loaded)
+    schema = TableSchema(
+        columns=[TableColumn(c.name, str(c.type), description=c.comment) for c in table.columns]
+    )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": build.run.rows_upserted,
+            "dagster/column_schema": schema,
+            "rows_deleted": build.run.rows_deleted,
+            "rejected_values": build.run.rows_rejected,
+            "rejects_by_reason": MetadataValue.json(build.rejects_by_reason),
+            "removed_as_duplicate_email": build.removed_as_duplicates,
+            "duplicate_email_policy": loaded.duplicate_email_policy,
+            "warehouse": warehouse.display_url,
+        }
+    )
+
+
+@asset_check(
+    asset=acton_contacts,
+    description="Values quarantined in acton_contact_rejects (WARN: the contacts still load).",
+)
+def acton_contacts_rejects(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> AssetCheckResult:
+    engine = warehouse.engine
+    if acton_contact_rejects.name not in inspect(engine).get_table_names():
+        return AssetCheckResult(passed=True, metadata={"rejected_values": 0})
+    reason = acton_contact_rejects.c.reason
+    with engine.connect() as conn:
+        rows = conn.execute(select(reason, func.count()).group_by(reason)).all()
+    by_reason = {str(r): int(n) for r, n in rows}
+    total = sum(by_reason.values())
+    return AssetCheckResult(
+        passed=total == 0,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{total} values quarantined; see acton_contact_rejects" if total else "no rejects"
+        ),
+        metadata={"rejected_values": total, "by_reason": MetadataValue.json(by_reason)},
+    )
+
+
+@asset_check(
+    asset=acton_contacts,
+    blocking=True,
+    description=(
+        "acton_contacts has every column the mapping needs and its rows pass the schema "
+        "generated from the mapping (ERROR, blocks scores and segments)."
+    ),
+)
+def acton_contacts_schema(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
+) -> AssetCheckResult:
+    loaded = load_mapping_or_fail(mapping)
+    engine = warehouse.engine
+    expected = acton_contacts_table(loaded)
+    actual = {c["name"] for c in inspect(engine).get_columns(expected.name)}
+    missing = [c.name for c in expected.columns if c.name not in actual]
+    if missing:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=f"acton_contacts lacks columns {missing}; run a full sync to add them.",
+            metadata={"missing_columns": MetadataValue.json(missing)},
+        )
+    with engine.connect() as conn:
+        sample = pd.DataFrame(conn.execute(select(expected).limit(10_000)).mappings().all())
+    if sample.empty:
+        return AssetCheckResult(passed=True, metadata={"rows_checked": 0})
+    try:
+        rejects = conform_contacts(sample.astype(object), loaded).rejects
+    except SchemaBreak as error:
+        return AssetCheckResult(
+            passed=False, severity=AssetCheckSeverity.ERROR, description=str(error)
+        )
+    return AssetCheckResult(
+        passed=rejects.empty,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            "rows conform to the mapping's schema"
+            if rejects.empty
+            else f"{len(rejects)} stored values do not conform to the mapping's schema"
+        ),
+        metadata={"rows_checked": len(sample), "nonconforming_values": len(rejects)},
+    )
+
+
+@asset_check(
+    asset=acton_contacts,
+    description=(
+        "Email addresses shared by more than one Act-On contact (a Lead and a Contact, usually). "
+        "WARN: kept or resolved as `duplicate_email_policy` says."
+    ),
+)
+def acton_contacts_duplicate_emails(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
+) -> AssetCheckResult:
+    table = acton_contacts_table(load_mapping_or_fail(mapping))
+    email = table.c.email
+    shared = (
+        select(email, func.count().label("contacts"))
+        .where(email.is_not(None))
+        .group_by(email)
+        .having(func.count() > 1)
+        .subquery()
+    )
+    with warehouse.engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(shared)).scalar_one()
+    return AssetCheckResult(
+        passed=count == 0,
+        severity=AssetCheckSeverity.WARN,
+        description=f"{count} email addresses belong to more than one contact",
+        metadata={"shared_emails": count},
+    )

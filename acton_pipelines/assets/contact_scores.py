@@ -1,0 +1,42 @@
+"""``contact_scores``: every contact scored with every score sheet."""
+
+from __future__ import annotations
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from acton_pipelines.assets import groups
+from acton_pipelines.assets.acton_contacts import acton_contacts, load_mapping_or_fail
+from acton_pipelines.build.scores import build_contact_scores
+from acton_pipelines.crm.window import FULL_SYNC
+from acton_pipelines.resources.mapping import MappingResource
+from acton_pipelines.resources.warehouse import WarehouseResource
+
+
+@asset(
+    group_name=groups.SCORING,
+    deps=[acton_contacts],
+    kinds={"sql", "pandas"},
+    description=(
+        "One score per Act-On contact per score sheet (`score_sheets.yaml`): the points of the "
+        "profile rules the contact matches, an integer clamped to 0..999999. Score fields "
+        "bound to a sheet are pushed to the CRM from here."
+    ),
+)
+def contact_scores(
+    context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
+) -> MaterializeResult:
+    run, summary = build_contact_scores(
+        engine=warehouse.engine,
+        mapping=load_mapping_or_fail(mapping),
+        run_id=context.run_id,
+        window=FULL_SYNC,
+        progress=context.log.info,
+    )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": run.rows_upserted,
+            "contacts_scored": run.rows_read,
+            "by_score_sheet": MetadataValue.json(summary),
+            "rows_deleted": run.rows_deleted,
+        }
+    )

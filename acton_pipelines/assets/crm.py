@@ -1,0 +1,97 @@
+"""The CRM mirror: one asset per CRM object (``crm_leads``, ``crm_contacts``, ...)."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+)
+
+from acton_pipelines.assets import groups
+from acton_pipelines.crm.extract import field_types
+from acton_pipelines.crm.objects import CRM_OBJECTS, CrmObject, fields_to_read
+from acton_pipelines.crm.sync import sync_crm_object
+from acton_pipelines.crm.window import FULL_SYNC
+from acton_pipelines.mapping import MappingError, check_against_crm
+from acton_pipelines.mapping.models import Mapping
+from acton_pipelines.resources.mapping import MappingResource
+from acton_pipelines.resources.salesforce import SalesforceResource
+from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.warehouse.tables import crm_column_name
+
+# The objects a mapping can reach: the two it maps and the ones its hops join.
+MAPPED_OBJECTS = ("Lead", "Contact", "Account", "User")
+
+
+def _checked_mapping(mapping: MappingResource, crm: SalesforceResource) -> Mapping:
+    """The mapping, validated on its own and against the CRM's describe."""
+    try:
+        loaded = mapping.load()
+        describes = {name: crm.client.describe(name) for name in MAPPED_OBJECTS}
+        problems = check_against_crm(loaded, describes)
+    except MappingError as error:
+        raise Failure(description=f"The mapping is not valid:\n{error}") from None
+    if problems:
+        listed = "\n".join(str(p) for p in problems)
+        raise Failure(description=f"The mapping does not fit the CRM:\n{listed}")
+    return loaded
+
+
+def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
+    """The asset mirroring one CRM object into its warehouse table."""
+
+    @asset(
+        name=crm_object.table,
+        group_name=groups.CRM,
+        kinds={"salesforce", "sql"},
+        description=(
+            f"CRM {crm_object.name} records mirrored into `{crm_object.table}`: the fields the "
+            "mapping reads plus those needed for linking, conversions and opt-outs. A full sync "
+            "reads every record and removes rows whose record is gone from the CRM."
+        ),
+    )
+    def _mirror(
+        context: AssetExecutionContext,
+        crm: SalesforceResource,
+        warehouse: WarehouseResource,
+        mapping: MappingResource,
+    ) -> MaterializeResult:
+        checked = _checked_mapping(mapping, crm)
+        fields = fields_to_read(crm_object, checked)
+        describes = {crm_object.name: crm.client.describe(crm_object.name)}
+        describes.update({n: crm.client.describe(n) for n in MAPPED_OBJECTS})
+        types = field_types(fields, describes, crm_object.name)
+        run = sync_crm_object(
+            client=crm.client,
+            engine=warehouse.engine,
+            crm_object=crm_object,
+            types=types,
+            window=FULL_SYNC,
+            run_id=context.run_id,
+            progress=context.log.info,
+        )
+        schema = TableSchema(columns=[TableColumn(crm_column_name(f), t) for f, t in types.items()])
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": run.rows_upserted,
+                "dagster/column_schema": schema,
+                "mode": run.mode,
+                "rows_read": run.rows_read,
+                "rows_deleted": run.rows_deleted,
+                "api_calls": run.api_calls,
+                "api_usage": crm.client.api_usage or "unknown",
+                "table": MetadataValue.text(crm_object.table),
+                "warehouse": warehouse.display_url,
+            }
+        )
+
+    return _mirror
+
+
+crm_assets = [crm_mirror_asset(o) for o in CRM_OBJECTS]

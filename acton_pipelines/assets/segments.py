@@ -1,0 +1,42 @@
+"""``segments`` and ``segment_members``: the default and custom segments."""
+
+from __future__ import annotations
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from acton_pipelines.assets import groups
+from acton_pipelines.assets.acton_contacts import acton_contacts, load_mapping_or_fail
+from acton_pipelines.build.segments import build_segments
+from acton_pipelines.crm.window import FULL_SYNC
+from acton_pipelines.resources.mapping import MappingResource
+from acton_pipelines.resources.warehouse import WarehouseResource
+
+
+@asset(
+    group_name=groups.SEGMENTATION,
+    deps=[acton_contacts],
+    kinds={"sql", "pandas"},
+    description=(
+        "The seven default segments (All Act-On Contacts, All Leads, All Contacts, Affiliated "
+        "with Leads / Prospects / Customers, Unaffiliated; affiliation rules in "
+        "`segments.yaml`) and the custom rule segments. `segments` has one row per segment "
+        "with its size; `segment_members` one row per member with the rule that matched."
+    ),
+)
+def segments(
+    context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
+) -> MaterializeResult:
+    run, sizes = build_segments(
+        engine=warehouse.engine,
+        mapping=load_mapping_or_fail(mapping),
+        run_id=context.run_id,
+        window=FULL_SYNC,
+        progress=context.log.info,
+    )
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": len(sizes),
+            "memberships": run.rows_upserted,
+            "segment_sizes": MetadataValue.json(sizes),
+        }
+    )

@@ -1,0 +1,178 @@
+"""The CRM records that become Act-On contacts, as SQL over the CRM mirror tables.
+
+Every unconverted Lead and every Contact is one Act-On contact (a converted Lead lives on as the
+Contact it became). Company, account type, owner and an opportunity summary are linked from the
+related objects; mapped fields come from the record, or through ``Account.`` / ``Owner.`` hops
+from the mirrored Account and User.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandas as pd
+from sqlalchemy import (
+    Engine,
+    MetaData,
+    Select,
+    Table,
+    case,
+    false,
+    func,
+    inspect,
+    literal,
+    null,
+    select,
+)
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
+
+from acton_pipelines.crm.objects import (
+    ACCOUNT,
+    CONTACT,
+    CRM_OBJECTS,
+    LEAD,
+    OPPORTUNITY,
+    USER,
+    split_hop,
+)
+from acton_pipelines.mapping.models import Mapping
+from acton_pipelines.warehouse.tables import crm_column_name
+
+
+class MirrorMissing(RuntimeError):
+    """A CRM mirror table the build needs is not in the warehouse yet."""
+
+
+def mirror_tables(engine: Engine) -> dict[str, Table]:
+    """The CRM mirror tables as they are in the warehouse (their columns follow the mapping)."""
+    present = set(inspect(engine).get_table_names())
+    missing = [o.table for o in CRM_OBJECTS if o.table not in present]
+    if missing:
+        raise MirrorMissing(
+            f"the warehouse has no {', '.join(missing)} yet: materialize the CRM assets first "
+            "(`acton sync full`, or select the 'crm' group in the Dagster UI)."
+        )
+    metadata = MetaData()
+    return {o.table: Table(o.table, metadata, autoload_with=engine) for o in CRM_OBJECTS}
+
+
+def _column(table: Table, api_name: str) -> ColumnElement:
+    name = crm_column_name(api_name)
+    if name not in table.c:
+        raise MirrorMissing(
+            f"{table.name} has no column '{name}' for CRM field '{api_name}': the mapping changed "
+            "since the last CRM sync; run a full sync (`acton sync full`)."
+        )
+    return table.c[name]
+
+
+def _opportunity_summary(opportunities: Table) -> Subquery:
+    o = opportunities.c
+    amount = func.coalesce(o.amount, 0)
+    return (
+        select(
+            o.accountid.label("account_id"),
+            func.count().label("opportunity_count"),
+            func.sum(case((o.isclosed == false(), amount), else_=0)).label("open_amount"),
+            func.sum(case((o.iswon == literal(True), 1), else_=0)).label("won_count"),
+            func.sum(case((o.iswon == literal(True), amount), else_=0)).label("won_amount"),
+        )
+        .where(o.accountid.is_not(None))
+        .group_by(o.accountid)
+        .subquery("opportunity_summary")
+    )
+
+
+def _mapped_columns(
+    mapping: Mapping, record_type: str, record: Table, joined: dict[str, Table]
+) -> list[ColumnElement]:
+    columns = []
+    for field in mapping.fields:
+        source = field.source(record_type)  # type: ignore[arg-type]
+        if source is None:
+            columns.append(null().label(field.column))
+            continue
+        relationship, name = split_hop(source)
+        if relationship is None:
+            expression = _column(record, source)
+        elif relationship in joined:
+            expression = _column(joined[relationship], name)
+        else:
+            expression = _column(record, source)
+        columns.append(expression.label(field.column))
+    return columns
+
+
+def lead_candidates(tables: dict[str, Table], mapping: Mapping) -> Select:
+    """Unconverted Leads with their owner."""
+    lead, user = tables[LEAD.table], tables[USER.table]
+    return (
+        select(
+            lead.c.id.label("contact_id"),
+            lead.c.id.label("external_id"),
+            literal("Lead").label("record_type"),
+            null().label("account_id"),
+            null().label("account_name"),
+            null().label("account_type"),
+            lead.c.ownerid.label("owner_id"),
+            user.c.name.label("owner_name"),
+            user.c.email.label("owner_email"),
+            null().label("opportunity_count"),
+            null().label("open_opportunity_amount"),
+            null().label("won_opportunity_count"),
+            null().label("won_opportunity_amount"),
+            lead.c.hasoptedoutofemail.label("opted_out"),
+            literal("crm").label("source"),
+            lead.c.systemmodstamp.label("crm_modified_at"),
+            *_mapped_columns(mapping, "Lead", lead, {"Owner": user}),
+        )
+        .select_from(lead.outerjoin(user, user.c.id == lead.c.ownerid))
+        .where(func.coalesce(lead.c.isconverted, false()) == false())
+        .order_by(lead.c.id)
+    )
+
+
+def contact_candidates(tables: dict[str, Table], mapping: Mapping) -> Select:
+    """Contacts with their account, owner and the account's opportunity summary."""
+    contact, account = tables[CONTACT.table], tables[ACCOUNT.table]
+    user = tables[USER.table]
+    summary = _opportunity_summary(tables[OPPORTUNITY.table])
+    return (
+        select(
+            contact.c.id.label("contact_id"),
+            contact.c.id.label("external_id"),
+            literal("Contact").label("record_type"),
+            contact.c.accountid.label("account_id"),
+            account.c.name.label("account_name"),
+            account.c.type.label("account_type"),
+            contact.c.ownerid.label("owner_id"),
+            user.c.name.label("owner_name"),
+            user.c.email.label("owner_email"),
+            func.coalesce(summary.c.opportunity_count, 0).label("opportunity_count"),
+            func.coalesce(summary.c.open_amount, 0).label("open_opportunity_amount"),
+            func.coalesce(summary.c.won_count, 0).label("won_opportunity_count"),
+            func.coalesce(summary.c.won_amount, 0).label("won_opportunity_amount"),
+            contact.c.hasoptedoutofemail.label("opted_out"),
+            literal("crm").label("source"),
+            contact.c.systemmodstamp.label("crm_modified_at"),
+            *_mapped_columns(mapping, "Contact", contact, {"Account": account, "Owner": user}),
+        )
+        .select_from(
+            contact.outerjoin(account, account.c.id == contact.c.accountid)
+            .outerjoin(user, user.c.id == contact.c.ownerid)
+            .outerjoin(summary, summary.c.account_id == contact.c.accountid)
+        )
+        .order_by(contact.c.id)
+    )
+
+
+def read_chunks(engine: Engine, statement: Select, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Stream a query's rows as DataFrames of at most ``chunk_size`` rows."""
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(
+            statement
+        )
+        keys = list(result.keys())
+        for rows in result.partitions():
+            yield pd.DataFrame([tuple(r) for r in rows], columns=keys, dtype=object)

@@ -1,0 +1,5 @@
+"""The ``acton`` command line."""
+
+from acton_pipelines.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,44 @@
+"""``acton sandbox seed`` and ``acton sandbox serve``."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from acton_pipelines.crm.sandbox_connection import sandbox_paths
+from acton_pipelines.sandbox import SandboxServer, seed_sandbox
+
+
+@click.group()
+def sandbox() -> None:
+    """The local Salesforce-compatible sandbox CRM."""
+
+
+@sandbox.command()
+@click.option("--leads", default=2000, show_default=True, help="Number of Leads.")
+@click.option("--contacts", default=1500, show_default=True, help="Number of Contacts.")
+@click.option("--seed", "seed_value", default=42, show_default=True, help="Random seed.")
+def seed(leads: int, contacts: int, seed_value: int) -> None:
+    """(Re)create the sandbox CRM's data: realistic records with realistic dirt."""
+    db_path, _ = sandbox_paths()
+    click.echo(f"Seeding the sandbox CRM at {db_path} ({leads:,} leads, {contacts:,} contacts)...")
+    summary = seed_sandbox(db_path, leads=leads, contacts=contacts, seed=seed_value)
+    click.echo(str(summary))
+
+
+@sandbox.command()
+@click.option("--port", default=8443, show_default=True, help="Port on 127.0.0.1.")
+def serve(port: int) -> None:
+    """Serve the sandbox CRM on https://127.0.0.1:PORT until interrupted."""
+    db_path, cert_dir = sandbox_paths()
+    if not db_path.exists():
+        seed_sandbox(db_path)
+    with SandboxServer(db_path, cert_dir, port=port) as server:
+        click.echo(f"Sandbox CRM at {server.instance_url} (CA certificate: {server.ca_cert_path})")
+        click.echo(f"Point the pipeline at it: export ACTON_SANDBOX_URL={server.instance_url}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            click.echo("Stopped.")

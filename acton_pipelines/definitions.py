@@ -1,0 +1,42 @@
+"""The one Dagster ``Definitions`` of acton_pipelines."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, EnvVar
+
+from acton_pipelines.assets.acton_contacts import (
+    acton_contacts,
+    acton_contacts_duplicate_emails,
+    acton_contacts_rejects,
+    acton_contacts_schema,
+)
+from acton_pipelines.assets.contact_scores import contact_scores
+from acton_pipelines.assets.crm import crm_assets
+from acton_pipelines.assets.segments import segments
+from acton_pipelines.jobs import full_sync_job
+from acton_pipelines.resources.mapping import MappingResource
+from acton_pipelines.resources.salesforce import crm_resource_from_env
+from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.schedules.full_sync import full_sync_schedule
+
+
+def warehouse_resource() -> WarehouseResource:
+    """The warehouse from ``ACTON_WAREHOUSE_URL`` (an ``EnvVar``: it may hold a password)."""
+    if os.environ.get("ACTON_WAREHOUSE_URL"):
+        return WarehouseResource(url=EnvVar("ACTON_WAREHOUSE_URL"))
+    return WarehouseResource()
+
+
+defs = Definitions(
+    assets=[*crm_assets, acton_contacts, contact_scores, segments],
+    asset_checks=[acton_contacts_rejects, acton_contacts_schema, acton_contacts_duplicate_emails],
+    jobs=[full_sync_job],
+    schedules=[full_sync_schedule],
+    resources={
+        "crm": crm_resource_from_env(),
+        "warehouse": warehouse_resource(),
+        "mapping": MappingResource(),
+    },
+)

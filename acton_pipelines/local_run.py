@@ -1,0 +1,61 @@
+"""Running jobs in-process on the Dagster instance under ``ACTON_HOME`` (the ``acton`` CLI)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster import DagsterInstance
+
+from acton_pipelines import settings
+
+# Local runs keep Dagster's storage in SQLite files under DAGSTER_HOME; telemetry stays off
+# because the machines this runs on often have no internet.
+DEFAULT_DAGSTER_YAML = """\
+# Dagster instance for local use (created by acton_pipelines). Storage: SQLite files here.
+telemetry:
+  enabled: false
+"""
+
+
+def local_dagster_home() -> Path:
+    """``DAGSTER_HOME`` for local runs, with a ``dagster.yaml`` written on first use."""
+    home = settings.dagster_home()
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DEFAULT_DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended: its id, success, and the failures a user can act on."""
+
+    run_id: str
+    success: bool
+    failures: list[str]
+
+
+def run_job(job_name: str) -> RunOutcome:
+    """Run a job of the project's ``Definitions`` in this process, logging progress at INFO."""
+    local_dagster_home()
+    from acton_pipelines.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            raise_on_error=False,
+        )
+    failures = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data:
+            error = event.step_failure_data.error
+            message = error.message.strip() if error else "failed"
+            if event.step_failure_data.user_failure_data is not None:
+                message = event.step_failure_data.user_failure_data.description or message
+            failures.append(f"{event.step_key}: {message}")
+    return RunOutcome(run_id=result.run_id, success=result.success, failures=failures)

@@ -1,0 +1,1 @@
+"""Dagster resources: the CRM and the warehouse."""

@@ -1,0 +1,157 @@
+"""The CRM resource: simple-salesforce against Salesforce or the local sandbox CRM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import requests
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from pydantic import Field, PrivateAttr
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+
+from acton_pipelines.crm.client import CrmClient, CrmUnavailable, RetryPolicy
+
+DEFAULT_API_VERSION = "59.0"
+
+
+class SalesforceResource(ConfigurableResource):
+    """The CRM the sync reads from (and, later, pushes to).
+
+    Modes:
+    - ``sandbox`` (default): the local Salesforce-compatible sandbox CRM over HTTPS on
+      127.0.0.1. With no ``sandbox_url`` it is started in-process over the data in
+      ``ACTON_HOME/sandbox`` (seeded on first use).
+    - ``password``: username + password + security token (``SALESFORCE_USERNAME``,
+      ``SALESFORCE_PASSWORD``, ``SALESFORCE_SECURITY_TOKEN``).
+    - ``client_credentials``: an External Client App's OAuth client credentials flow
+      (``SALESFORCE_CONSUMER_KEY``, ``SALESFORCE_CONSUMER_SECRET``, ``SALESFORCE_DOMAIN`` = your
+      My Domain, e.g. ``acme.my``).
+    Secrets come from environment variables (``EnvVar``) and never reach logs or metadata.
+    """
+
+    mode: Literal["sandbox", "password", "client_credentials"] = "sandbox"
+    username: str | None = None
+    password: str | None = None
+    security_token: str | None = None
+    consumer_key: str | None = None
+    consumer_secret: str | None = None
+    domain: str = Field(default="login", description="'login', 'test' or your My Domain.")
+    api_version: str = DEFAULT_API_VERSION
+    sandbox_url: str | None = Field(
+        default=None, description="URL of a running sandbox CRM (`acton sandbox serve`)."
+    )
+    retry_attempts: int = 5
+    retry_initial_wait_seconds: float = 1.0
+
+    _stack: contextlib.ExitStack | None = PrivateAttr(default=None)
+    _client: CrmClient | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._stack = contextlib.ExitStack()
+        self._client = self._stack.enter_context(self.connect())
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._stack is not None:
+            self._stack.close()
+
+    @property
+    def client(self) -> CrmClient:
+        """The connected client (inside a Dagster run)."""
+        if self._client is None:
+            raise RuntimeError("SalesforceResource is not set up; use `with resource.connect()`")
+        return self._client
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[CrmClient]:
+        """Log in and yield a client; an embedded sandbox is started and stopped around it."""
+        policy = RetryPolicy(
+            attempts=self.retry_attempts, initial_wait_seconds=self.retry_initial_wait_seconds
+        )
+        if self.mode != "sandbox":
+            yield CrmClient(sf=self._login_to_salesforce(), retry_policy=policy)
+            return
+        from acton_pipelines.crm.sandbox_connection import sandbox_connection
+
+        with sandbox_connection(self.sandbox_url, self.api_version) as (sf, relogin):
+            yield CrmClient(sf=sf, relogin=relogin, retry_policy=policy)
+
+    def _login_to_salesforce(self) -> Salesforce:
+        try:
+            if self.mode == "password":
+                _require(self, "username", "password", "security_token")
+                return Salesforce(
+                    username=self.username,
+                    password=self.password,
+                    security_token=self.security_token,
+                    domain=self.domain,
+                    version=self.api_version,
+                )
+            _require(self, "consumer_key", "consumer_secret")
+            return Salesforce(
+                consumer_key=self.consumer_key,
+                consumer_secret=self.consumer_secret,
+                domain=self.domain,
+                version=self.api_version,
+            )
+        except SalesforceAuthenticationFailed as error:
+            # The library's message can echo the username; say only what to check.
+            raise CrmUnavailable(
+                f"Salesforce login ({self.mode}) failed with code {error.code}. Check the "
+                "credentials in the SALESFORCE_* environment variables and SALESFORCE_DOMAIN."
+            ) from None
+        except requests.ConnectionError:
+            raise CrmUnavailable(
+                f"cannot reach Salesforce at {self.domain}.salesforce.com; check SALESFORCE_DOMAIN "
+                "and the network."
+            ) from None
+
+
+CRM_MODES = ("sandbox", "password", "client_credentials")
+_SECRETS_BY_MODE = {
+    "password": ("username", "password", "security_token"),
+    "client_credentials": ("consumer_key", "consumer_secret"),
+}
+_ENV_NAMES = {
+    "username": "SALESFORCE_USERNAME",
+    "password": "SALESFORCE_PASSWORD",
+    "security_token": "SALESFORCE_SECURITY_TOKEN",
+    "consumer_key": "SALESFORCE_CONSUMER_KEY",
+    "consumer_secret": "SALESFORCE_CONSUMER_SECRET",
+}
+
+
+def _require(resource: SalesforceResource, *names: str) -> None:
+    missing = [_ENV_NAMES[n] for n in names if not getattr(resource, n)]
+    if missing:
+        raise CrmUnavailable(
+            f"CRM mode '{resource.mode}' needs {', '.join(missing)}; set them in the environment "
+            "(or set ACTON_CRM_MODE=sandbox to use the local sandbox CRM)."
+        )
+
+
+def crm_resource_from_env(*, as_env_vars: bool = True) -> SalesforceResource:
+    """The CRM resource ``ACTON_CRM_MODE`` asks for (default ``sandbox``).
+
+    With ``as_env_vars`` the secrets are Dagster ``EnvVar`` references, read at run time and
+    never shown in the UI; without, they are read now (for the command line).
+    """
+    mode = os.environ.get("ACTON_CRM_MODE", "sandbox")
+    if mode not in CRM_MODES:
+        raise CrmUnavailable(
+            f"ACTON_CRM_MODE='{mode}' is not a CRM mode; use one of {', '.join(CRM_MODES)}."
+        )
+    if mode == "sandbox":
+        return SalesforceResource(mode="sandbox", sandbox_url=os.environ.get("ACTON_SANDBOX_URL"))
+    secrets: dict[str, Any] = {}
+    for name in _SECRETS_BY_MODE[mode]:
+        env_name = _ENV_NAMES[name]
+        secrets[name] = EnvVar(env_name) if as_env_vars else os.environ.get(env_name)
+    return SalesforceResource(
+        mode=mode,  # type: ignore[arg-type]
+        domain=os.environ.get("SALESFORCE_DOMAIN", "login"),
+        **secrets,
+    )

@@ -1,0 +1,39 @@
+"""Engines for the warehouse URL, with the settings each backend needs."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+
+@cache
+def warehouse_engine(url: str) -> Engine:
+    """One engine per URL per process.
+
+    SQLite gets WAL (analysts can read while a sync writes) and a long busy timeout, because
+    Dagster runs the extraction steps in parallel processes that take turns writing.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            from pathlib import Path
+
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 120})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked, safe for logs and metadata."""
+    return make_url(url).render_as_string(hide_password=True)

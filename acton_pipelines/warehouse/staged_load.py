@@ -1,0 +1,152 @@
+"""Loads that stage rows first and merge them in one short transaction.
+
+Rows arrive in chunks (pages from the CRM, chunks of contacts) and go into a staging table in
+small transactions, so a long extraction never holds the warehouse's write lock. The merge into
+the target (upsert by key, optional reconciliation of rows the load did not bring, and the
+``sync_runs`` record) is one transaction: it commits entirely or not at all, and a run killed
+half-way leaves the target as it was.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    delete,
+    exists,
+    func,
+    select,
+    true,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+
+from acton_pipelines.warehouse.schema import ensure_table
+
+
+def dialect_insert(engine_or_conn: Engine | Connection, table: Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the backend in use."""
+    name = engine_or_conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(
+        f"warehouse backend '{name}' is not supported (use SQLite or PostgreSQL)"
+    )
+
+
+def frame_records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
+    """DataFrame rows as plain Python values for the DB driver: NA/NaN/NaT become ``None``."""
+    subset = frame[list(columns)].astype(object)
+    subset = subset.where(subset.notna(), None)
+    return subset.to_dict("records")
+
+
+def upsert_records(
+    conn: Connection, table: Table, records: list[dict[str, Any]], key: list[str]
+) -> None:
+    """Insert or update rows by key."""
+    if not records:
+        return
+    statement = dialect_insert(conn, table)
+    updates = {c: statement.excluded[c] for c in records[0] if c not in key}
+    statement = (
+        statement.on_conflict_do_update(index_elements=key, set_=updates)
+        if updates
+        else statement.on_conflict_do_nothing(index_elements=key)
+    )
+    conn.execute(statement, records)
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    upserted: int
+    deleted: int
+
+
+class StagedLoad:
+    """Stage rows for ``target`` and merge them by ``key``.
+
+    Use as a context manager: the staging table is dropped on exit, whatever happened.
+    """
+
+    def __init__(self, engine: Engine, target: Table, key: list[str]) -> None:
+        self.engine = engine
+        self.target = target
+        self.key = key
+        self.staged_rows = 0
+        stage_name = f"_stage_{target.name}_{uuid.uuid4().hex[:10]}"
+        self.stage = Table(
+            stage_name,
+            MetaData(),
+            *[Column(c.name, c.type, primary_key=c.name in key) for c in target.columns],
+        )
+
+    def __enter__(self) -> StagedLoad:
+        ensure_table(self.engine, self.target)
+        with self.engine.begin() as conn:
+            self.stage.create(conn)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.engine.begin() as conn:
+            self.stage.drop(conn, checkfirst=True)
+
+    def append(self, frame: pd.DataFrame) -> None:
+        """Stage a chunk (columns the target lacks are ignored; missing ones stay NULL)."""
+        if frame.empty:
+            return
+        columns = [c for c in frame.columns if c in self.stage.c]
+        with self.engine.begin() as conn:
+            upsert_records(conn, self.stage, frame_records(frame, columns), self.key)
+        self.staged_rows += len(frame)
+
+    def merge(
+        self,
+        conn: Connection,
+        *,
+        reconcile: bool = False,
+        reconcile_where: ColumnElement[bool] | None = None,
+    ) -> MergeCounts:
+        """Upsert the staged rows into the target inside ``conn``'s transaction.
+
+        ``reconcile`` deletes target rows (matching ``reconcile_where``) whose key the load did
+        not bring: a full sync's way of removing records that are gone from the CRM.
+        """
+        names = [c.name for c in self.target.columns]
+        upserted = conn.execute(select(func.count()).select_from(self.stage)).scalar_one()
+        if upserted:
+            # SQLite needs a WHERE on INSERT ... SELECT ... ON CONFLICT to parse it.
+            rows = select(*[self.stage.c[n] for n in names]).where(true())
+            statement = dialect_insert(conn, self.target).from_select(names, rows)
+            statement = statement.on_conflict_do_update(
+                index_elements=self.key,
+                set_={n: statement.excluded[n] for n in names if n not in self.key},
+            )
+            conn.execute(statement)
+        deleted = 0
+        if reconcile:
+            brought = select(self.stage.c[self.key[0]]).where(
+                *[self.stage.c[k] == self.target.c[k] for k in self.key]
+            )
+            condition = ~exists(brought)
+            if reconcile_where is not None:
+                condition = condition & reconcile_where
+            deleted = conn.execute(delete(self.target).where(condition)).rowcount or 0
+        return MergeCounts(upserted=upserted, deleted=deleted)
+
+
+def insert_row(conn: Connection, table: Table, row: Mapping[str, Any]) -> None:
+    """Insert or replace one row by the table's primary key."""
+    key = [c.name for c in table.primary_key.columns]
+    upsert_records(conn, table, [dict(row)], key)

@@ -1,0 +1,165 @@
+"""Table definitions: the analysts' interface (DESIGN §5).
+
+The CRM mirror tables and ``acton_contacts`` take their columns from the CRM describe and from
+the mapping, so they are built by functions; the others are fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeEngine
+
+from acton_pipelines.mapping.models import BUILTIN_COLUMNS, DataType, Mapping
+
+metadata = MetaData()
+
+
+def _audit_columns() -> list[Column]:
+    # Which run last wrote the row; a full sync deletes rows it did not write (gone from the CRM).
+    return [
+        Column("sync_run_id", Text, nullable=True),
+        Column("synced_at", DateTime(timezone=True), nullable=True),
+    ]
+
+
+acton_contact_rejects = Table(
+    "acton_contact_rejects",
+    metadata,
+    Column("contact_id", Text, primary_key=True),
+    Column("column", Text, primary_key=True),
+    Column("field", Text, nullable=False),
+    Column("value", Text),
+    Column("reason", Text, nullable=False),
+    Column("external_id", Text),
+    Column("record_type", Text),
+    Column("sync_run_id", Text),
+    Column("rejected_at", DateTime(timezone=True)),
+)
+
+contact_scores = Table(
+    "contact_scores",
+    metadata,
+    Column("contact_id", Text, primary_key=True),
+    Column("score_sheet", Text, primary_key=True),
+    Column("score", Integer, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    Column("sync_run_id", Text),
+)
+
+segments = Table(
+    "segments",
+    metadata,
+    Column("segment", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("description", Text),
+    Column("member_count", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True)),
+    Column("sync_run_id", Text),
+)
+
+segment_members = Table(
+    "segment_members",
+    metadata,
+    Column("segment", Text, primary_key=True),
+    Column("contact_id", Text, primary_key=True),
+    Column("matched_rule", Text),
+    Column("sync_run_id", Text),
+    Index("ix_segment_members_contact_id", "contact_id"),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("run_id", Text, primary_key=True),
+    Column("object", Text, primary_key=True),
+    Column("mode", Text, nullable=False),
+    Column("window_start", DateTime(timezone=True)),
+    Column("window_end", DateTime(timezone=True)),
+    Column("rows_read", BigInteger, nullable=False, default=0),
+    Column("rows_upserted", BigInteger, nullable=False, default=0),
+    Column("rows_deleted", BigInteger, nullable=False, default=0),
+    Column("rows_rejected", BigInteger, nullable=False, default=0),
+    Column("api_calls", BigInteger, nullable=False, default=0),
+    Column("status", Text, nullable=False),
+    Column("message", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+
+_CRM_TYPES: dict[str, type[TypeEngine]] = {
+    "boolean": Boolean,
+    "int": BigInteger,
+    "double": Float,
+    "currency": Float,
+    "percent": Float,
+    "date": Date,
+    "datetime": DateTime,
+}
+
+_ACTON_TYPES: dict[DataType, type[TypeEngine]] = {
+    DataType.BOOLEAN: Boolean,
+    DataType.DATE: Date,
+    DataType.DATETIME: DateTime,
+    DataType.TEXT: Text,
+    DataType.NUMBER: Float,
+    DataType.SCORE: Integer,
+    DataType.EMAIL: Text,
+    DataType.MULTI_TEXT: Text,
+}
+
+
+def sql_type(data_type: DataType) -> TypeEngine:
+    """The column type that stores an Act-On data type (Multi-Text: ``;``-separated text)."""
+    type_class = _ACTON_TYPES[data_type]
+    return DateTime(timezone=True) if type_class is DateTime else type_class()
+
+
+def crm_column_name(api_name: str) -> str:
+    """Mirror column of a CRM field: lower case, a relationship hop's dot as ``__``."""
+    return api_name.lower().replace(".", "__")
+
+
+def crm_table(name: str, fields: Iterable[tuple[str, str]]) -> Table:
+    """A CRM mirror table (``crm_leads``...) from ``(api_name, describe type)`` pairs."""
+    columns = []
+    for api_name, crm_type in fields:
+        column = crm_column_name(api_name)
+        type_class = _CRM_TYPES.get(crm_type, Text)
+        column_type = DateTime(timezone=True) if type_class is DateTime else type_class()
+        columns.append(Column(column, column_type, primary_key=column == "id"))
+    return Table(name, MetaData(), *columns, *_audit_columns())
+
+
+def acton_contacts_table(mapping: Mapping) -> Table:
+    """``acton_contacts``: the builtin columns, one column per mapped field, audit columns."""
+    columns: list[Column] = [Column("contact_id", Text, primary_key=True)]
+    for name, data_type in BUILTIN_COLUMNS.items():
+        if name != "contact_id":
+            columns.append(Column(name, sql_type(data_type)))
+    taken = {c.name for c in columns}
+    for field in mapping.fields:
+        if field.column not in taken:
+            columns.append(Column(field.column, sql_type(field.type)))
+            taken.add(field.column)
+    columns.append(Column("updated_at", DateTime(timezone=True)))
+    table = Table("acton_contacts", MetaData(), *columns, *_audit_columns())
+    Index("ix_acton_contacts_external_id", table.c.external_id)
+    Index("ix_acton_contacts_record_type", table.c.record_type)
+    if "email" in table.c:
+        Index("ix_acton_contacts_email", table.c.email)
+    return table
