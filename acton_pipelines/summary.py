@@ -54,7 +54,7 @@ def summarize(engine: Engine) -> WarehouseSummary:
         if "segments" in present:
             segments = metadata.tables["segments"]
             rows = conn.execute(select(segments.c.segment, segments.c.member_count))
-            summary.segment_sizes = dict(rows.tuples().all())
+            summary.segment_sizes = dict(rows.all())
     return summary
 
 
