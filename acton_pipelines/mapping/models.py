@@ -162,6 +162,7 @@ class ProfileRule(_Strict):
     name: str
     when: Rule
     points: int
+    origin: tuple[str, str, int | None] = Field(default=("", "", None), exclude=True)
 
 
 ActivityType = Literal["email_open", "email_click", "web_visit", "form_submit"]
@@ -175,6 +176,7 @@ class BehaviorRule(_Strict):
     points: int
     within_days: int | None = None
     once_per_asset: bool = False
+    origin: tuple[str, str, int | None] = Field(default=("", "", None), exclude=True)
 
 
 class ScoreSheet(_Strict):
@@ -193,6 +195,19 @@ class Affiliation(_Strict):
     closed_won_makes_customer: bool = True
     # A CRM Contact with no Account belongs to no company: count it as unaffiliated.
     contacts_without_account_are_unaffiliated: bool = True
+
+
+# Segments Act-On creates itself when the mapping is saved (article, Step 4); user segments
+# in segments.yaml may not reuse these names.
+DEFAULT_SEGMENTS: tuple[str, ...] = (
+    "All Act-On Contacts",
+    "All Leads",
+    "All Contacts",
+    "Affiliated with Leads",
+    "Affiliated with Prospects",
+    "Affiliated with Customers",
+    "Unaffiliated",
+)
 
 
 class SegmentRule(_Strict):
