@@ -8,7 +8,6 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -23,19 +22,9 @@ from acton_pipelines.build.contacts import build_acton_contacts
 from acton_pipelines.contact_values import SchemaBreak, conform_contacts
 from acton_pipelines.crm.objects import CRM_OBJECTS
 from acton_pipelines.crm.window import FULL_SYNC
-from acton_pipelines.mapping import MappingError
-from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contacts_table
-
-
-def load_mapping_or_fail(mapping: MappingResource) -> Mapping:
-    """The mapping, or a run failure that lists every problem with its file, entry and fix."""
-    try:
-        return mapping.load()
-    except MappingError as error:
-        raise Failure(description=f"The mapping is not valid:\n{error}") from None
 
 
 @asset(
@@ -52,7 +41,7 @@ def load_mapping_or_fail(mapping: MappingResource) -> Mapping:
 def acton_contacts(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
-    loaded = load_mapping_or_fail(mapping)
+    loaded = mapping.load_for_run()
     build = build_acton_contacts(
         engine=warehouse.engine,
         mapping=loaded,
@@ -114,7 +103,7 @@ def acton_contacts_rejects(
 def acton_contacts_schema(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> AssetCheckResult:
-    loaded = load_mapping_or_fail(mapping)
+    loaded = mapping.load_for_run()
     engine = warehouse.engine
     expected = acton_contacts_table(loaded)
     actual = {c["name"] for c in inspect(engine).get_columns(expected.name)}
@@ -158,7 +147,7 @@ def acton_contacts_schema(
 def acton_contacts_duplicate_emails(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> AssetCheckResult:
-    table = acton_contacts_table(load_mapping_or_fail(mapping))
+    table = acton_contacts_table(mapping.load_for_run())
     email = table.c.email
     shared = (
         select(email, func.count().label("contacts"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from acton_pipelines.assets import groups
-from acton_pipelines.assets.acton_contacts import acton_contacts, load_mapping_or_fail
+from acton_pipelines.assets.acton_contacts import acton_contacts
 from acton_pipelines.build.scores import build_contact_scores
 from acton_pipelines.crm.window import FULL_SYNC
 from acton_pipelines.resources.mapping import MappingResource
@@ -27,7 +27,7 @@ def contact_scores(
 ) -> MaterializeResult:
     run, summary = build_contact_scores(
         engine=warehouse.engine,
-        mapping=load_mapping_or_fail(mapping),
+        mapping=mapping.load_for_run(),
         run_id=context.run_id,
         window=FULL_SYNC,
         progress=context.log.info,

@@ -18,7 +18,7 @@ from acton_pipelines.crm.extract import field_types
 from acton_pipelines.crm.objects import CRM_OBJECTS, CrmObject, fields_to_read
 from acton_pipelines.crm.sync import sync_crm_object
 from acton_pipelines.crm.window import FULL_SYNC
-from acton_pipelines.mapping import MappingError, check_against_crm
+from acton_pipelines.mapping import check_against_crm, with_canonical_crm_fields
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import SalesforceResource
@@ -31,16 +31,14 @@ MAPPED_OBJECTS = ("Lead", "Contact", "Account", "User")
 
 def _checked_mapping(mapping: MappingResource, crm: SalesforceResource) -> Mapping:
     """The mapping, validated on its own and against the CRM's describe."""
-    try:
-        loaded = mapping.load()
-        describes = {name: crm.client.describe(name) for name in MAPPED_OBJECTS}
-        problems = check_against_crm(loaded, describes)
-    except MappingError as error:
-        raise Failure(description=f"The mapping is not valid:\n{error}") from None
+    loaded = mapping.load_for_run()
+    describes = {name: crm.client.describe(name) for name in MAPPED_OBJECTS}
+    problems = check_against_crm(loaded, describes)
     if problems:
         listed = "\n".join(str(p) for p in problems)
         raise Failure(description=f"The mapping does not fit the CRM:\n{listed}")
-    return loaded
+    # Records come back keyed by the CRM's spelling of each field name.
+    return with_canonical_crm_fields(loaded, describes)
 
 
 def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
@@ -64,8 +62,8 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
     ) -> MaterializeResult:
         checked = _checked_mapping(mapping, crm)
         fields = fields_to_read(crm_object, checked)
-        describes = {crm_object.name: crm.client.describe(crm_object.name)}
-        describes.update({n: crm.client.describe(n) for n in MAPPED_OBJECTS})
+        names = {crm_object.name, *MAPPED_OBJECTS}
+        describes = {name: crm.client.describe(name) for name in names}
         types = field_types(fields, describes, crm_object.name)
         run = sync_crm_object(
             client=crm.client,

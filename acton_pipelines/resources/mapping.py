@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure
 from pydantic import Field
 
 from acton_pipelines import settings
-from acton_pipelines.mapping import load_mapping
+from acton_pipelines.mapping import MappingError, load_mapping
 from acton_pipelines.mapping.models import Mapping
 
 
@@ -28,3 +28,10 @@ class MappingResource(ConfigurableResource):
 
     def load(self) -> Mapping:
         return load_mapping(self.path)
+
+    def load_for_run(self) -> Mapping:
+        """The mapping, or a run failure listing every problem (file, line, entry, fix)."""
+        try:
+            return self.load()
+        except MappingError as error:
+            raise Failure(description=str(error)) from None

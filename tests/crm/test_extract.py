@@ -1,0 +1,107 @@
+"""SOQL built from validated identifiers, and query pages typed into DataFrames."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pytest
+
+from acton_pipelines.crm.extract import build_soql, field_types, page_frame
+from acton_pipelines.crm.objects import ACCOUNT, CONTACT, LEAD, USER, fields_to_read
+from acton_pipelines.crm.window import FULL_SYNC, SyncWindow
+from acton_pipelines.mapping.models import DataType, FieldMapping, Mapping, ScoreSheet
+
+
+def test_full_sync_reads_without_a_where_clause() -> None:
+    assert build_soql(LEAD, ["Id", "Email"], FULL_SYNC) == "SELECT Id, Email FROM Lead"
+
+
+def test_a_window_becomes_bound_datetime_literals() -> None:
+    window = SyncWindow(
+        "incremental", datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC)
+    )
+    assert build_soql(CONTACT, ["Id"], window) == (
+        "SELECT Id FROM Contact WHERE SystemModstamp >= 2026-11-25T00:00:00+00:00 "
+        "AND SystemModstamp < 2026-11-26T00:00:00+00:00"
+    )
+
+
+@pytest.mark.parametrize("bad", ["Id, (SELECT Id FROM Users)", "Email; DROP", "Account..Name", ""])
+def test_field_names_that_are_not_identifiers_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a valid Salesforce field name"):
+        build_soql(LEAD, ["Id", bad], FULL_SYNC)
+
+
+def test_naive_window_bounds_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        SyncWindow("incremental", datetime(2026, 11, 25))
+
+
+def _mapping(*fields: FieldMapping) -> Mapping:
+    return Mapping(fields=list(fields), score_sheets=[ScoreSheet(name="default")])
+
+
+def test_fields_to_read_joins_account_and_owner_hops_through_their_mirrors() -> None:
+    mapping = _mapping(
+        FieldMapping(destination="Email", type=DataType.EMAIL, lead="Email", contact="Email"),
+        FieldMapping(
+            destination="Company", type=DataType.TEXT, lead="Company", contact="Account.Name"
+        ),
+        FieldMapping(destination="Size", type=DataType.NUMBER, contact="Account.NumberOfEmployees"),
+        FieldMapping(destination="Rep", type=DataType.TEXT, lead="Owner.Title"),
+        FieldMapping(destination="Boss", type=DataType.EMAIL, contact="ReportsTo.Email"),
+    )
+    lead = fields_to_read(LEAD, mapping)
+    contact = fields_to_read(CONTACT, mapping)
+    account = fields_to_read(ACCOUNT, mapping)
+    user = fields_to_read(USER, mapping)
+    assert "Company" in lead and "Owner.Title" not in lead
+    assert "Account.Name" not in contact and "ReportsTo.Email" in contact
+    assert "NumberOfEmployees" in account
+    assert account.count("Name") == 1  # a base field is not read twice
+    assert "Title" in user
+
+
+def test_page_frame_types_datetimes_dates_and_relationships() -> None:
+    describes = {
+        "Contact": {
+            "fields": [
+                {"name": "Id", "type": "id"},
+                {"name": "SystemModstamp", "type": "datetime"},
+                {"name": "Birthdate", "type": "date"},
+                {
+                    "name": "ReportsToId",
+                    "type": "reference",
+                    "relationshipName": "ReportsTo",
+                    "referenceTo": ["Contact"],
+                },
+                {"name": "Email", "type": "email"},
+            ]
+        }
+    }
+    types = field_types(
+        ["Id", "SystemModstamp", "Birthdate", "ReportsTo.Email"], describes, "Contact"
+    )
+    assert types == {
+        "Id": "id",
+        "SystemModstamp": "datetime",
+        "Birthdate": "date",
+        "ReportsTo.Email": "email",
+    }
+    records = [
+        {
+            "attributes": {"type": "Contact"},
+            "Id": "003A",
+            "SystemModstamp": "2026-11-26T10:00:00.000+0000",
+            "Birthdate": "1980-02-29",
+            "ReportsTo": {"attributes": {"type": "Contact"}, "Email": "boss@example.com"},
+        },
+        {"Id": "003B", "SystemModstamp": None, "Birthdate": None, "ReportsTo": None},
+    ]
+    frame = page_frame(records, types)
+    assert list(frame.columns) == ["id", "systemmodstamp", "birthdate", "reportsto__email"]
+    assert frame.loc[0, "systemmodstamp"] == pd.Timestamp("2026-11-26 10:00", tz="UTC")
+    assert frame.loc[0, "birthdate"] == date(1980, 2, 29)
+    assert frame.loc[0, "reportsto__email"] == "boss@example.com"
+    assert frame.loc[1].drop("id").isna().all()
