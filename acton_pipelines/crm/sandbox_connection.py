@@ -19,6 +19,7 @@ from acton_pipelines.sandbox import (
     SANDBOX_USERNAME,
     SandboxServer,
     seed_sandbox,
+    trusting_session,
 )
 
 logger = logging.getLogger(__name__)
@@ -32,8 +33,7 @@ def sandbox_paths() -> tuple[Path, Path]:
 
 def sandbox_login(base_url: str, ca_cert: Path, api_version: str) -> Salesforce:
     """Log in to the sandbox's OAuth token endpoint and build a client that trusts its CA."""
-    session = requests.Session()
-    session.verify = str(ca_cert)
+    session = trusting_session(ca_cert)
     try:
         response = session.post(
             f"{base_url}/services/oauth2/token",

@@ -1,0 +1,416 @@
+"""The sandbox CRM as an ASGI app: Salesforce's REST API as simple-salesforce 1.12 uses it.
+
+Request handling happens in two layers. ``_ApiGate`` (plain ASGI middleware) does what every
+Salesforce request goes through: trailing-slash normalisation, injected faults, refusal of
+deletes, session check, API usage counting and the ``Sforce-Limit-Info`` header. The Starlette
+routes below it only implement the resources.
+
+Handlers are ``async`` but use SQLite synchronously on purpose: requests are then served one
+at a time on the event loop, which keeps the single-file database free of lock contention,
+and the sandbox is never under production load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from acton_pipelines.sandbox import describe, records, store
+from acton_pipelines.sandbox.errors import SalesforceApiError, not_found
+from acton_pipelines.sandbox.faults import FaultInjector
+from acton_pipelines.sandbox.objects import ObjectDef, get_object
+from acton_pipelines.sandbox.query import QueryEngine, batch_size_from_header
+from acton_pipelines.sandbox.sessions import SessionRegistry
+
+DEFAULT_API_LIMIT = 100_000
+TOKEN_PATH = "/services/oauth2/token"
+# Salesforce refuses request URIs over 16,384 bytes; long SOQL must be split by the caller.
+MAX_URI_BYTES = 16_384
+_VERSION_RE = re.compile(r"^v\d+\.\d$")
+_LOCATOR_RE = re.compile(r"^(?P<locator>[A-Za-z0-9]{15,18})-(?P<offset>\d+)$")
+_RELEASES = {
+    55: "Summer '22",
+    56: "Winter '23",
+    57: "Spring '23",
+    58: "Summer '23",
+    59: "Winter '24",
+    60: "Spring '24",
+    61: "Summer '24",
+    62: "Winter '25",
+    63: "Spring '25",
+    64: "Summer '25",
+}
+
+
+@dataclass
+class SandboxState:
+    """Everything the app needs besides the request: files, sessions, faults, counters."""
+
+    db_path: Path
+    sessions: SessionRegistry
+    clock: Callable[[], datetime]
+    api_limit: int = DEFAULT_API_LIMIT
+    faults: FaultInjector = field(default_factory=FaultInjector)
+    queries: QueryEngine = field(default_factory=QueryEngine)
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection to the current database file, committed on success, always closed.
+
+        Opened per request because another process may reseed (replace) the file between runs.
+        """
+        conn = store.connect(self.db_path)
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+
+def _error_response(error: SalesforceApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+def _raw_error(status: int, error_code: str, message: str) -> tuple[int, bytes]:
+    body = [{"message": message, "errorCode": error_code, "fields": []}]
+    return status, json.dumps(body).encode()
+
+
+class _ApiGate:
+    """Cross-cutting Salesforce behaviour applied to every request before routing."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"].rstrip("/") or "/"
+        scope = {**scope, "path": path}
+        method = scope["method"]
+        state = self.state
+
+        uri_bytes = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+        if uri_bytes > MAX_URI_BYTES:
+            await _send_raw(send, *_raw_error(414, "URI_TOO_LONG", "Request URI too long"))
+            return
+        fault = state.faults.take(method, path)
+        if fault is not None:
+            status, body = _raw_error(fault.status, fault.error_code, fault.message)
+            await _send_raw(send, status, body, self._limit_header())
+            return
+        if path == TOKEN_PATH:
+            await self.app(scope, receive, send)
+            return
+        if method == "DELETE" and path.startswith("/services/"):
+            # Counted before the session check: any delete attempt is a bug worth surfacing.
+            with contextlib.suppress(FileNotFoundError), state.connection() as conn:
+                store.increment_counter(conn, store.DELETES_REFUSED_KEY)
+            status, body = _raw_error(
+                403,
+                "DELETE_REFUSED",
+                "The sandbox CRM refuses deletes: this integration must never delete CRM records.",
+            )
+            await _send_raw(send, status, body, self._limit_header())
+            return
+        if not self._authorised(scope):
+            status, body = _raw_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            await _send_raw(send, status, body, self._limit_header())
+            return
+        try:
+            used, over_limit = self._count_request()
+        except FileNotFoundError as exc:
+            await _send_raw(send, *_raw_error(503, "SERVER_UNAVAILABLE", str(exc)))
+            return
+        header = ("sforce-limit-info", f"api-usage={used}/{state.api_limit}")
+        if over_limit:
+            status, body = _raw_error(
+                403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."
+            )
+            await _send_raw(send, status, body, header)
+            return
+
+        async def send_with_limit(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((header[0].encode(), header[1].encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_limit)
+
+    def _count_request(self) -> tuple[int, bool]:
+        """Count one API request; (usage, over_limit). Refused requests are not counted."""
+        with self.state.connection() as conn:
+            used = store.read_counter(conn, store.API_USAGE_KEY)
+            if used >= self.state.api_limit:
+                return used, True
+            return store.increment_counter(conn, store.API_USAGE_KEY), False
+
+    def _authorised(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                return scheme.lower() in ("bearer", "oauth") and self.state.sessions.is_valid(
+                    token.strip()
+                )
+            if name == b"x-sfdc-session":
+                return self.state.sessions.is_valid(value.decode("latin-1").strip())
+        return False
+
+    def _limit_header(self) -> tuple[str, str]:
+        try:
+            with self.state.connection() as conn:
+                used = store.read_counter(conn, store.API_USAGE_KEY)
+        except FileNotFoundError:
+            used = 0
+        return ("sforce-limit-info", f"api-usage={used}/{self.state.api_limit}")
+
+
+async def _send_raw(
+    send: Send, status: int, body: bytes, header: tuple[str, str] | None = None
+) -> None:
+    headers = [
+        (b"content-type", b"application/json;charset=UTF-8"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if header is not None:
+        headers.append((header[0].encode(), header[1].encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+# --- helpers shared by the handlers --------------------------------------------------------
+
+
+def _state(request: Request) -> SandboxState:
+    state: SandboxState = request.app.state.sandbox
+    return state
+
+
+def _version(request: Request) -> str:
+    version = str(request.path_params["version"])
+    if not _VERSION_RE.match(version):
+        raise not_found()
+    return version
+
+
+def _sobject(request: Request) -> ObjectDef:
+    obj = get_object(str(request.path_params["sobject"]))
+    if obj is None:
+        raise not_found()
+    return obj
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SalesforceApiError(400, "JSON_PARSER_ERROR", f"Invalid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise SalesforceApiError(400, "JSON_PARSER_ERROR", "The request body must be an object")
+    return body
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
+async def token(request: Request) -> Response:
+    """``POST /services/oauth2/token``: password or client-credentials grant."""
+    # Parsed by hand: Starlette's form parser needs python-multipart, and the token endpoint
+    # only takes application/x-www-form-urlencoded (grant parameters may also be in the URL).
+    body = (await request.body()).decode("utf-8", errors="replace")
+    fields = dict(request.query_params)
+    fields.update({key: values[-1] for key, values in parse_qs(body).items()})
+    instance_url = str(request.base_url).rstrip("/")
+    answer = _state(request).sessions.login(fields, instance_url)
+    if answer is None:
+        return JSONResponse(
+            {"error": "invalid_grant", "error_description": "authentication failure"},
+            status_code=400,
+        )
+    return JSONResponse(answer)
+
+
+async def versions(request: Request) -> Response:
+    """``GET /services/data``: the API versions served (any ``vNN.N`` path is accepted)."""
+    return JSONResponse(
+        [
+            {"label": label, "url": f"/services/data/v{number}.0", "version": f"{number}.0"}
+            for number, label in _RELEASES.items()
+        ]
+    )
+
+
+async def resources(request: Request) -> Response:
+    """``GET /services/data/vXX.X``: the resources of a version."""
+    version = _version(request)
+    base = f"/services/data/{version}"
+    return JSONResponse(
+        {name: f"{base}/{name}" for name in ("limits", "query", "queryAll", "sobjects")}
+    )
+
+
+async def limits(request: Request) -> Response:
+    """``GET .../limits``: the daily API allocation and what remains of it."""
+    _version(request)
+    state = _state(request)
+    with state.connection() as conn:
+        used = store.read_counter(conn, store.API_USAGE_KEY)
+    return JSONResponse(
+        {
+            "DailyApiRequests": {"Max": state.api_limit, "Remaining": state.api_limit - used},
+            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+            "DataStorageMB": {"Max": 5, "Remaining": 5},
+        }
+    )
+
+
+async def sobjects(request: Request) -> Response:
+    """``GET .../sobjects``: global describe."""
+    return JSONResponse(describe.global_describe(_version(request)))
+
+
+async def sobject_root(request: Request) -> Response:
+    """``GET .../sobjects/{Obj}`` (basic info) and ``POST`` (create a record)."""
+    version, obj = _version(request), _sobject(request)
+    if request.method == "GET":
+        return JSONResponse(describe.basic_info(obj, version))
+    body = await _json_body(request)
+    state = _state(request)
+    with state.connection() as conn:
+        new_id = records.create_record(conn, obj, body, state.clock())
+    return JSONResponse({"id": new_id, "success": True, "errors": []}, status_code=201)
+
+
+async def sobject_describe(request: Request) -> Response:
+    """``GET .../sobjects/{Obj}/describe``."""
+    return JSONResponse(describe.describe_object(_sobject(request), _version(request)))
+
+
+async def record(request: Request) -> Response:
+    """``GET`` or ``PATCH .../sobjects/{Obj}/{Id}``."""
+    version, obj = _version(request), _sobject(request)
+    record_id = str(request.path_params["record_id"])
+    state = _state(request)
+    if request.method == "GET":
+        wanted = request.query_params.get("fields")
+        names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted else None
+        with state.connection() as conn:
+            return JSONResponse(records.get_record(conn, obj, record_id, version, names))
+    body = await _json_body(request)
+    with state.connection() as conn:
+        records.update_record(conn, obj, record_id, body, state.clock())
+    return Response(status_code=204)
+
+
+async def query(request: Request) -> Response:
+    """``GET .../query?q=``: the first page of a SOQL query (live records only)."""
+    return _first_page(request, include_deleted=False)
+
+
+async def query_all(request: Request) -> Response:
+    """``GET .../queryAll?q=``: the first page of a SOQL query, soft-deleted records included."""
+    return _first_page(request, include_deleted=True)
+
+
+def _first_page(request: Request, *, include_deleted: bool) -> Response:
+    version = _version(request)
+    soql = request.query_params.get("q")
+    if not soql:
+        raise SalesforceApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
+    state = _state(request)
+    batch_size = batch_size_from_header(request.headers.get("sforce-query-options"))
+    with state.connection() as conn:
+        page = state.queries.run(
+            conn,
+            soql,
+            include_deleted=include_deleted,
+            now=state.clock(),
+            batch_size=batch_size,
+            version=version,
+        )
+    return JSONResponse(page)
+
+
+async def query_more(request: Request) -> Response:
+    """``GET .../query/{locator}-{offset}``: a further page of a query."""
+    version = _version(request)
+    match = _LOCATOR_RE.match(str(request.path_params["locator"]))
+    if match is None:
+        raise SalesforceApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+    state = _state(request)
+    with state.connection() as conn:
+        page = state.queries.more(conn, match["locator"], int(match["offset"]), version)
+    return JSONResponse(page)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SalesforceApiError)
+    return _error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return _error_response(
+            SalesforceApiError(
+                405,
+                "METHOD_NOT_ALLOWED",
+                f"HTTP Method '{request.method}' not allowed. Allowed are "
+                f"{(exc.headers or {}).get('Allow', 'GET')}",
+            )
+        )
+    return _error_response(not_found())
+
+
+async def _missing_database(request: Request, exc: Exception) -> Response:
+    return _error_response(SalesforceApiError(503, "SERVER_UNAVAILABLE", str(exc)))
+
+
+def create_app(state: SandboxState) -> ASGIApp:
+    """The sandbox ASGI app serving ``state``."""
+    data = "/services/data/{version}"
+    routes = [
+        Route(TOKEN_PATH, token, methods=["POST"]),
+        Route("/services/data", versions, methods=["GET"]),
+        Route(data, resources, methods=["GET"]),
+        Route(f"{data}/limits", limits, methods=["GET"]),
+        Route(f"{data}/sobjects", sobjects, methods=["GET"]),
+        Route(f"{data}/sobjects/{{sobject}}", sobject_root, methods=["GET", "POST"]),
+        Route(f"{data}/sobjects/{{sobject}}/describe", sobject_describe, methods=["GET"]),
+        Route(f"{data}/sobjects/{{sobject}}/{{record_id}}", record, methods=["GET", "PATCH"]),
+        Route(f"{data}/query", query, methods=["GET"]),
+        Route(f"{data}/queryAll", query_all, methods=["GET"]),
+        Route(f"{data}/query/{{locator}}", query_more, methods=["GET"]),
+        Route(f"{data}/queryAll/{{locator}}", query_more, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            SalesforceApiError: _api_error,
+            HTTPException: _http_error,
+            FileNotFoundError: _missing_database,
+        },
+    )
+    app.router.redirect_slashes = False
+    app.state.sandbox = state
+    return _ApiGate(app, state)

@@ -1,0 +1,296 @@
+"""Running the sandbox CRM: uvicorn with TLS on a loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+import requests
+import uvicorn
+
+from acton_pipelines.sandbox import store
+from acton_pipelines.sandbox.app import DEFAULT_API_LIMIT, TOKEN_PATH, SandboxState, create_app
+from acton_pipelines.sandbox.certs import ensure_certificates
+from acton_pipelines.sandbox.sessions import Credentials, SessionRegistry
+
+SANDBOX_USERNAME = "integration@acme-sandbox.example.com"
+SANDBOX_PASSWORD = "sandbox-password"
+SANDBOX_CLIENT_ID = "3MVG9sandbox.acton.pipelines"
+SANDBOX_CLIENT_SECRET = "sandbox-client-secret"
+
+_STARTUP_TIMEOUT_S = 10.0
+_STOP_TIMEOUT_S = 10.0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _require_loopback(host: str) -> None:
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"the sandbox only listens on loopback addresses, not {host!r}")
+
+
+class SandboxServer:
+    """A Salesforce-compatible HTTPS API over a seeded SQLite file, on 127.0.0.1.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. ``port=0`` picks a free
+    port. ``clock`` supplies "now" for write stamps and SOQL date literals (default: UTC now).
+    """
+
+    def __init__(
+        self,
+        db_path: Path,
+        cert_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        username: str = SANDBOX_USERNAME,
+        password: str = SANDBOX_PASSWORD,
+        client_id: str = SANDBOX_CLIENT_ID,
+        client_secret: str = SANDBOX_CLIENT_SECRET,
+        *,
+        api_limit: int = DEFAULT_API_LIMIT,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        _require_loopback(host)
+        self.db_path = Path(db_path)
+        self.cert_dir = Path(cert_dir)
+        self.host = host
+        self._requested_port = port
+        self.credentials = Credentials(username, password, client_id, client_secret)
+        self.state = SandboxState(
+            db_path=self.db_path,
+            sessions=SessionRegistry(self.credentials),
+            clock=clock,
+            api_limit=api_limit,
+        )
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        certs = ensure_certificates(self.cert_dir)
+        self.ca_cert_path: Path = certs.ca_cert
+        self._certs = certs
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> SandboxServer:
+        """Bind the port and serve in a background thread; return once requests are accepted."""
+        if self._thread is not None:
+            raise RuntimeError("the sandbox server is already running")
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._requested_port))
+        self._socket = sock
+        config = uvicorn.Config(
+            create_app(self.state),
+            ssl_certfile=str(self._certs.server_cert),
+            ssl_keyfile=str(self._certs.server_key),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            loop="asyncio",
+            http="h11",
+            # Large enough that over-long URIs reach the app and get Salesforce's own error.
+            h11_max_incomplete_event_size=64 * 1024,
+            timeout_graceful_shutdown=2,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=self._serve, args=(server, sock), name="sandbox-crm", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the sandbox server failed to start")
+            time.sleep(0.005)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (idempotent)."""
+        server, loop = self._server, self._loop
+        if server is not None and loop is not None:
+            # RuntimeError: the loop already ended (the server thread died on its own).
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_begin_shutdown, server)
+        if self._thread is not None:
+            self._thread.join(_STOP_TIMEOUT_S)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = self._loop = None
+
+    def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            await server.serve(sockets=[sock])
+
+        asyncio.run(main())
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- addresses -----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The port served on (known once started)."""
+        if self._socket is None:
+            raise RuntimeError("the sandbox server is not running")
+        return int(self._socket.getsockname()[1])
+
+    @property
+    def instance_url(self) -> str:
+        """``https://127.0.0.1:PORT``: what simple-salesforce takes as ``instance_url``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth token endpoint."""
+        return self.instance_url + TOKEN_PATH
+
+    # --- test controls and counters ------------------------------------------------------------
+
+    def inject_fault(
+        self,
+        *,
+        path_contains: str,
+        status: int,
+        error_code: str,
+        message: str | None = None,
+        times: int = 1,
+        method: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests whose path contains ``path_contains`` with an error.
+
+        Example: ``inject_fault(path_contains="/query", status=503,
+        error_code="SERVER_UNAVAILABLE", times=2)``.
+        """
+        self.state.faults.inject(
+            path_contains=path_contains,
+            status=status,
+            error_code=error_code,
+            message=message,
+            times=times,
+            method=method,
+        )
+
+    def clear_faults(self) -> None:
+        """Disarm every injected fault."""
+        self.state.faults.clear()
+
+    @property
+    def pending_faults(self) -> int:
+        """How many injected faulty answers have not been served yet."""
+        return self.state.faults.pending
+
+    def revoke_sessions(self) -> None:
+        """Expire every issued access token (the next call answers 401 INVALID_SESSION_ID)."""
+        self.state.sessions.revoke_all()
+
+    def _counter(self, key: str) -> int:
+        conn = store.connect(self.db_path)
+        try:
+            return store.read_counter(conn, key)
+        finally:
+            conn.close()
+
+    @property
+    def api_usage(self) -> int:
+        """API requests counted so far (stored in the database, so reseeding resets it)."""
+        return self._counter(store.API_USAGE_KEY)
+
+    @property
+    def api_limit(self) -> int:
+        """The daily API allocation reported in ``Sforce-Limit-Info``."""
+        return self.state.api_limit
+
+    @property
+    def deletes_refused(self) -> int:
+        """DELETE requests received and refused (stored in the database)."""
+        return self._counter(store.DELETES_REFUSED_KEY)
+
+    def reset_api_usage(self) -> None:
+        """Set the API usage counter back to zero (a new 24-hour window)."""
+        conn = store.connect(self.db_path)
+        try:
+            with conn:
+                store.set_meta(conn, store.API_USAGE_KEY, "0")
+        finally:
+            conn.close()
+
+    def session(self) -> requests.Session:
+        """A ``requests.Session`` trusting the sandbox certificate; see :func:`trusting_session`."""
+        return trusting_session(self.ca_cert_path)
+
+
+def trusting_session(ca_cert_path: Path) -> requests.Session:
+    """A ``requests.Session`` verifying TLS against ``ca_cert_path`` only.
+
+    ``trust_env`` is switched off because requests lets ``REQUESTS_CA_BUNDLE`` /
+    ``CURL_CA_BUNDLE`` from the environment override ``Session.verify`` (psf/requests#3829),
+    and because proxy variables must not divert loopback traffic.
+    """
+    http = requests.Session()
+    http.verify = str(ca_cert_path)
+    http.trust_env = False
+    return http
+
+
+def _begin_shutdown(server: uvicorn.Server) -> None:
+    """Ask uvicorn to exit, first dropping idle keep-alive connections (on the server's loop).
+
+    uvicorn closes idle TLS connections politely and then waits for the client's close_notify,
+    which pooled client connections never send: stopping would stall for seconds. Connections
+    still busy with a request are left to uvicorn's graceful shutdown.
+    """
+    server.should_exit = True
+    for connection in list(server.server_state.connections):
+        cycle = getattr(connection, "cycle", None)
+        if cycle is None or getattr(cycle, "response_complete", True):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
+
+
+def login(server: SandboxServer, session: requests.Session | None = None) -> tuple[str, str]:
+    """Log in with the server's password grant; return ``(instance_url, access_token)``."""
+    http = session or server.session()
+    response = http.post(
+        server.token_url,
+        data={
+            "grant_type": "password",
+            "username": server.credentials.username,
+            "password": server.credentials.password,
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    body = response.json()
+    return str(body["instance_url"]), str(body["access_token"])
