@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import DagsterInstance
+from dagster._core.execution.plan.objects import StepFailureData
 
 from acton_pipelines import settings
 
@@ -38,6 +39,17 @@ class RunOutcome:
     failures: list[str]
 
 
+def _failure_message(data: StepFailureData) -> str:
+    """What went wrong, without Dagster's wrapping: a ``Failure``'s description, or the
+    innermost error's first lines."""
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip() if error else "failed"
+
+
 def run_job(job_name: str) -> RunOutcome:
     """Run a job of the project's ``Definitions`` in this process, logging progress at INFO."""
     local_dagster_home()
@@ -53,9 +65,5 @@ def run_job(job_name: str) -> RunOutcome:
     failures = []
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
-            error = event.step_failure_data.error
-            message = error.message.strip() if error else "failed"
-            if event.step_failure_data.user_failure_data is not None:
-                message = event.step_failure_data.user_failure_data.description or message
-            failures.append(f"{event.step_key}: {message}")
+            failures.append(f"{event.step_key}: {_failure_message(event.step_failure_data)}")
     return RunOutcome(run_id=result.run_id, success=result.success, failures=failures)

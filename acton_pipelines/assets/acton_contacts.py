@@ -1,7 +1,5 @@
 """``acton_contacts``: the Act-On Contacts list, and its quality checks."""
 
-from __future__ import annotations
-
 import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
@@ -45,7 +43,7 @@ def acton_contacts(
     build = build_acton_contacts(
         engine=warehouse.engine,
         mapping=loaded,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         window=FULL_SYNC,
         progress=context.log.info,
     )

@@ -1,7 +1,5 @@
 """``contact_scores``: every contact scored with every score sheet."""
 
-from __future__ import annotations
-
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from acton_pipelines.assets import groups
@@ -28,7 +26,7 @@ def contact_scores(
     run, summary = build_contact_scores(
         engine=warehouse.engine,
         mapping=mapping.load_for_run(),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         window=FULL_SYNC,
         progress=context.log.info,
     )

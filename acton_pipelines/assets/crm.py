@@ -1,7 +1,5 @@
 """The CRM mirror: one asset per CRM object (``crm_leads``, ``crm_contacts``, ...)."""
 
-from __future__ import annotations
-
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
@@ -71,7 +69,7 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
             crm_object=crm_object,
             types=types,
             window=FULL_SYNC,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             progress=context.log.info,
         )
         schema = TableSchema(columns=[TableColumn(crm_column_name(f), t) for f, t in types.items()])

@@ -1,7 +1,5 @@
 """``segments`` and ``segment_members``: the default and custom segments."""
 
-from __future__ import annotations
-
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from acton_pipelines.assets import groups
@@ -29,7 +27,7 @@ def segments(
     run, sizes = build_segments(
         engine=warehouse.engine,
         mapping=mapping.load_for_run(),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         window=FULL_SYNC,
         progress=context.log.info,
     )

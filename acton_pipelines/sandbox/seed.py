@@ -370,6 +370,9 @@ class _SeedBuilder:
         self, count: int, accounts: list[dict[str, Any]], owners: list[str]
     ) -> list[dict[str, Any]]:
         rows = []
+        # Deleting an Account deletes its Opportunities and Contacts in Salesforce, so a
+        # deleted Account has no live children: they hang off live Accounts only.
+        accounts = [a for a in accounts if not a["IsDeleted"]]
         prospects = [a for a in accounts if a["Type"] == "Prospect"]
         for serial in range(1, count + 1):
             # The first opportunity is a Closed Won one on a Prospect: a classic data
@@ -409,6 +412,7 @@ class _SeedBuilder:
         self, count: int, accounts: list[dict[str, Any]], owners: list[str]
     ) -> list[dict[str, Any]]:
         rows = []
+        accounts = [a for a in accounts if not a["IsDeleted"]]  # see opportunities()
         customers = {a["Id"] for a in accounts if (a["Type"] or "").startswith("Customer")}
         for serial in range(1, count + 1):
             person = self._person()

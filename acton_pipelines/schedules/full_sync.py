@@ -1,7 +1,5 @@
 """The full sync every two weeks (Act-On: "a full sync every two weeks")."""
 
-from __future__ import annotations
-
 import os
 from datetime import date
 

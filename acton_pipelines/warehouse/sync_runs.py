@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine
 
-from acton_pipelines.warehouse.schema import ensure_table
 from acton_pipelines.warehouse.staged_load import insert_row
 from acton_pipelines.warehouse.tables import sync_runs
+
+logger = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -39,11 +41,15 @@ class SyncRun:
         """Write the row inside the caller's transaction (with the data it describes)."""
         self.status = status
         self.finished_at = utc_now()
+        sync_runs.create(conn, checkfirst=True)
         insert_row(conn, sync_runs, asdict(self))
 
     def record_failure(self, engine: Engine, error: BaseException) -> None:
-        """Best-effort record of a failed run, in its own transaction."""
-        ensure_table(engine, sync_runs)
+        """Best-effort record of a failed run, in its own transaction: a failure to record it
+        (the warehouse itself being down, say) must not hide the error that stopped the run."""
         self.message = f"{type(error).__name__}: {error}"[:2000]
-        with engine.begin() as conn:
-            self.record(conn, status="failed")
+        try:
+            with engine.begin() as conn:
+                self.record(conn, status="failed")
+        except Exception:  # noqa: BLE001
+            logger.exception("could not record the failed run in sync_runs")

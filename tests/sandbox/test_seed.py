@@ -215,3 +215,17 @@ def test_summary_is_printable(seeded: SeedSummary) -> None:
 
     assert f"Lead {PAGING_LEADS:,}" in text
     assert f"{seeded.malformed_emails} malformed" in text
+
+
+def test_deleted_accounts_have_no_live_contacts_or_opportunities(
+    seeded: SeedSummary, db: sqlite3.Connection
+) -> None:
+    # Salesforce deletes an Account's Contacts and Opportunities with it.
+    assert seeded.soft_deleted.get("Account", 0) > 0
+    orphans = db.execute(
+        'SELECT count(*) FROM "Account" a JOIN "Contact" c ON c."AccountId" = a."Id" '
+        'WHERE a."IsDeleted" = 1 AND c."IsDeleted" = 0 '
+        'UNION ALL SELECT count(*) FROM "Account" a JOIN "Opportunity" o ON o."AccountId" = a."Id" '
+        'WHERE a."IsDeleted" = 1 AND o."IsDeleted" = 0'
+    ).fetchall()
+    assert orphans == [(0,), (0,)]
