@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
 
+from acton_pipelines.definitions import defs as project_defs
+from acton_pipelines.jobs import full_sync_job
+from acton_pipelines.resources.mapping import MappingResource
+from acton_pipelines.resources.salesforce import SalesforceResource
+from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.sandbox import SeedSummary, seed_sandbox
 
 SEED_NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -53,3 +59,20 @@ def acton_home(
 ) -> Iterator[ActonHome]:
     """A private ACTON_HOME with the small sandbox CRM, for one test."""
     yield make_home(tmp_path / "acton_home", small_crm, monkeypatch)
+
+
+def run_full_sync(home: ActonHome, mapping_dir: Path | None = None) -> ExecuteInProcessResult:
+    """The project's full_sync job, in process, on ``home``'s sandbox and warehouse."""
+    definitions = Definitions(
+        assets=project_defs.assets,
+        asset_checks=project_defs.asset_checks,
+        jobs=[full_sync_job],
+        resources={
+            "crm": SalesforceResource(retry_initial_wait_seconds=0.01),
+            "warehouse": WarehouseResource(url=home.warehouse_url),
+            "mapping": MappingResource(directory=str(mapping_dir) if mapping_dir else None),
+        },
+    )
+    return definitions.resolve_job_def("full_sync").execute_in_process(
+        instance=DagsterInstance.ephemeral(), raise_on_error=False
+    )

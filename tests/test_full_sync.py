@@ -10,17 +10,11 @@ import sqlite3
 from collections.abc import Iterator
 
 import pytest
-from dagster import DagsterInstance, Definitions
 from sqlalchemy import text
 
-from acton_pipelines.definitions import defs as project_defs
-from acton_pipelines.jobs import full_sync_job
-from acton_pipelines.resources.mapping import MappingResource
-from acton_pipelines.resources.salesforce import SalesforceResource
-from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.sandbox import SeedSummary
 from acton_pipelines.warehouse.engine import warehouse_engine
-from tests.conftest import ActonHome, make_home
+from tests.conftest import ActonHome, make_home, run_full_sync
 
 DEFAULT_SEGMENTS = (
     "All Act-On Contacts",
@@ -36,28 +30,11 @@ DEFAULT_SEGMENTS = (
 WELL_FORMED = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 
 
-def run_full_sync(home: ActonHome) -> bool:
-    definitions = Definitions(
-        assets=project_defs.assets,
-        asset_checks=project_defs.asset_checks,
-        jobs=[full_sync_job],
-        resources={
-            "crm": SalesforceResource(retry_initial_wait_seconds=0.01),
-            "warehouse": WarehouseResource(url=home.warehouse_url),
-            "mapping": MappingResource(),
-        },
-    )
-    result = definitions.resolve_job_def("full_sync").execute_in_process(
-        instance=DagsterInstance.ephemeral(), raise_on_error=False
-    )
-    return result.success
-
-
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory: pytest.TempPathFactory, small_crm: SeedSummary) -> Iterator[ActonHome]:
     with pytest.MonkeyPatch.context() as monkeypatch:
         home = make_home(tmp_path_factory.mktemp("synced"), small_crm, monkeypatch)
-        assert run_full_sync(home)
+        assert run_full_sync(home).success
         yield home
 
 
@@ -244,13 +221,13 @@ def test_a_second_full_sync_removes_what_the_crm_deleted(
 ) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
         home = make_home(tmp_path_factory.mktemp("resync"), small_crm, monkeypatch)
-        assert run_full_sync(home)
+        assert run_full_sync(home).success
         (victim,) = crm_rows(
             home, "SELECT Id FROM Contact WHERE IsDeleted = 0 ORDER BY Id LIMIT 1"
         )[0]
         with sqlite3.connect(home.sandbox_db) as conn:
             conn.execute("UPDATE Contact SET IsDeleted = 1 WHERE Id = ?", (victim,))
-        assert run_full_sync(home)
+        assert run_full_sync(home).success
         for table, column in (
             ("crm_contacts", "id"),
             ("acton_contacts", "external_id"),

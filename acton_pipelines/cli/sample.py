@@ -41,10 +41,14 @@ def sample(object_name: str, limit: int) -> None:
     with connected_crm() as crm:
         describes = {name: crm.describe(name) for name in {object_name, "Account", "User"}}
         types = field_types(fields, describes, object_name)
+        total = next(crm.query_pages(f"SELECT COUNT() FROM {crm_object.name}")).total_size
         soql = f"{build_soql(crm_object, fields, FULL_SYNC)} LIMIT {int(limit)}"
         page = next(crm.query_pages(soql))
     frame = page_frame(page.records, types)
-    frame.columns = list(types)
-    click.echo(f"{object_name}: {page.total_size:,} records; showing {len(frame)}\n")
-    with pd.option_context("display.max_columns", None, "display.width", 200):
-        click.echo(frame.T.to_string(header=False))
+    click.echo(f"{object_name}: {total:,} records; showing {len(frame)}")
+    width = max(len(name) for name in types)
+    for number, (_, record) in enumerate(frame.iterrows(), start=1):
+        click.echo(f"\nRecord {number}")
+        for name, value in zip(types, record, strict=True):
+            shown = "" if pd.isna(value) else value
+            click.echo(f"  {name:<{width}}  {shown}")
