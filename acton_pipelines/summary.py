@@ -70,7 +70,8 @@ def render(summary: WarehouseSummary) -> str:
         lines.append("  none")
     lines.append("")
     lines.append("Segments (members):")
-    lines += [f"  {name:<32} {count:>10,}" for name, count in summary.segment_sizes.items()]
+    width = max((len(name) for name in summary.segment_sizes), default=0)
+    lines += [f"  {name:<{width}} {count:>10,}" for name, count in summary.segment_sizes.items()]
     lines.append("")
     lines.append(f"Warehouse: {summary.url}")
     return "\n".join(lines)

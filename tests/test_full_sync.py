@@ -12,19 +12,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
+from acton_pipelines.mapping.models import DEFAULT_SEGMENTS
 from acton_pipelines.sandbox import SeedSummary
 from acton_pipelines.warehouse.engine import warehouse_engine
 from tests.conftest import ActonHome, make_home, run_full_sync
 
-DEFAULT_SEGMENTS = (
-    "All Act-On Contacts",
-    "All Leads",
-    "All Contacts",
-    "Affiliated with Leads",
-    "Affiliated with Prospects",
-    "Affiliated with Customers",
-    "Unaffiliated",
-)
 # What the seed's malformed addresses look like: exactly one @, no spaces or commas, and a dot
 # in the domain is what a well-formed one has.
 WELL_FORMED = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
