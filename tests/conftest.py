@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +13,9 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
+from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from acton_pipelines.definitions import defs as project_defs
 from acton_pipelines.jobs import full_sync_job
@@ -17,8 +23,75 @@ from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import SalesforceResource
 from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.sandbox import SeedSummary, seed_sandbox
+from acton_pipelines.warehouse.engine import dispose_engines
 
 SEED_NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def psycopg_url(url: str) -> URL:
+    """A PostgreSQL URL for SQLAlchemy's psycopg (3) driver."""
+    return make_url(url).set(drivername="postgresql+psycopg")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> URL:
+    """The PostgreSQL server of ``ACTON_TEST_POSTGRES_URL`` (a user that may create databases).
+
+    Unreachable, the PostgreSQL tests are skipped, unless ``ACTON_REQUIRE_POSTGRES=1`` (as in
+    CI), which fails them instead.
+    """
+    url = psycopg_url(os.environ.get("ACTON_TEST_POSTGRES_URL", DEFAULT_TEST_POSTGRES_URL))
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as error:
+        reason = (
+            f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)} "
+            f"({type(error.orig).__name__}); start it or set ACTON_TEST_POSTGRES_URL to run "
+            "the PostgreSQL tests"
+        )
+        if os.environ.get("ACTON_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason} (ACTON_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    finally:
+        engine.dispose()
+    return url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(server: URL) -> Iterator[URL]:
+    """A new, empty database on ``server`` for one test (dropped afterwards)."""
+    name = f"acton_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name)
+    finally:
+        dispose_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_database(postgres_server: URL) -> Iterator[URL]:
+    """An empty PostgreSQL database of its own for one test."""
+    with fresh_postgres_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A private, empty warehouse on each backend: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    with fresh_postgres_database(server) as url:
+        yield url.render_as_string(hide_password=False)
 
 
 @dataclass(frozen=True)
@@ -29,9 +102,12 @@ class ActonHome:
     sandbox_db: Path
     seed: SeedSummary
 
+    warehouse: str | None = None
+
     @property
     def warehouse_url(self) -> str:
-        return f"sqlite:///{self.path / 'warehouse.sqlite'}"
+        """The warehouse this home syncs into (a SQLite file in it unless set)."""
+        return self.warehouse or f"sqlite:///{self.path / 'warehouse.sqlite'}"
 
 
 @pytest.fixture(scope="session")

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 
-@cache
+_ENGINES: dict[str, Engine] = {}
+
+
 def warehouse_engine(url: str) -> Engine:
     """One engine per URL per process.
 
     SQLite gets WAL (analysts can read while a sync writes) and a long busy timeout, because
     Dagster runs the extraction steps in parallel processes that take turns writing.
     """
+    if url not in _ENGINES:
+        _ENGINES[url] = _create(url)
+    return _ENGINES[url]
+
+
+def dispose_engines() -> None:
+    """Close every pooled warehouse connection (before dropping a database, say)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
+
+
+def _create(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
