@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,21 +12,21 @@ from dagster._core.execution.plan.objects import StepFailureData
 
 from acton_pipelines import settings
 
-# Local runs keep Dagster's storage in SQLite files under DAGSTER_HOME; telemetry stays off
-# because the machines this runs on often have no internet.
-DEFAULT_DAGSTER_YAML = """\
-# Dagster instance for local use (created by acton_pipelines). Storage: SQLite files here.
-telemetry:
-  enabled: false
-"""
+# The instance config local runs start from: SQLite storage under DAGSTER_HOME, telemetry off.
+# Kept as a file in deploy/ (next to the production one) rather than inline, so both are read
+# and reviewed side by side.
+LOCAL_DAGSTER_YAML = settings.REPO_ROOT / "deploy" / "local" / "dagster.yaml"
 
 
 def local_dagster_home() -> Path:
-    """``DAGSTER_HOME`` for local runs, with a ``dagster.yaml`` written on first use."""
+    """``DAGSTER_HOME`` for local runs, with ``deploy/local/dagster.yaml`` copied in on first use.
+
+    An existing ``dagster.yaml`` is left alone: it may have been edited, or be a production one.
+    """
     home = settings.dagster_home()
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(DEFAULT_DAGSTER_YAML)
+        shutil.copyfile(LOCAL_DAGSTER_YAML, config)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

@@ -117,8 +117,11 @@ def small_crm(tmp_path_factory: pytest.TempPathFactory) -> SeedSummary:
     return seed_sandbox(db_path, leads=600, contacts=450, seed=7, now=SEED_NOW)
 
 
-def make_home(root: Path, seed: SeedSummary, monkeypatch: pytest.MonkeyPatch) -> ActonHome:
-    """Point ACTON_HOME at ``root`` with a copy of ``seed`` as its sandbox CRM."""
+def make_home(
+    root: Path, seed: SeedSummary, monkeypatch: pytest.MonkeyPatch, warehouse: str | None = None
+) -> ActonHome:
+    """Point ACTON_HOME at ``root`` with a copy of ``seed`` as its sandbox CRM (and
+    ``warehouse`` as its warehouse URL, default a SQLite file in ``root``)."""
     sandbox_db = root / "sandbox" / "crm.sqlite"
     sandbox_db.parent.mkdir(parents=True)
     shutil.copyfile(seed.db_path, sandbox_db)
@@ -126,7 +129,7 @@ def make_home(root: Path, seed: SeedSummary, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))
     for name in ("ACTON_WAREHOUSE_URL", "ACTON_SANDBOX_URL", "ACTON_CRM_MODE", "ACTON_MAPPING_DIR"):
         monkeypatch.delenv(name, raising=False)
-    return ActonHome(path=root, sandbox_db=sandbox_db, seed=seed)
+    return ActonHome(path=root, sandbox_db=sandbox_db, seed=seed, warehouse=warehouse)
 
 
 @pytest.fixture
@@ -137,8 +140,15 @@ def acton_home(
     yield make_home(tmp_path / "acton_home", small_crm, monkeypatch)
 
 
-def run_full_sync(home: ActonHome, mapping_dir: Path | None = None) -> ExecuteInProcessResult:
-    """The project's full_sync job, in process, on ``home``'s sandbox and warehouse."""
+def run_full_sync(
+    home: ActonHome,
+    mapping_dir: Path | None = None,
+    instance: DagsterInstance | None = None,
+) -> ExecuteInProcessResult:
+    """The project's full_sync job, in process, on ``home``'s sandbox and warehouse.
+
+    Runs on ``instance`` when given (e.g. one on PostgreSQL storage), else on an ephemeral one.
+    """
     definitions = Definitions(
         assets=project_defs.assets,
         asset_checks=project_defs.asset_checks,
@@ -150,5 +160,6 @@ def run_full_sync(home: ActonHome, mapping_dir: Path | None = None) -> ExecuteIn
         },
     )
     return definitions.resolve_job_def("full_sync").execute_in_process(
-        instance=DagsterInstance.ephemeral(), raise_on_error=False
+        instance=instance if instance is not None else DagsterInstance.ephemeral(),
+        raise_on_error=False,
     )

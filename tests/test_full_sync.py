@@ -1,13 +1,16 @@
-"""The whole asset graph against the sandbox CRM into a temporary warehouse.
+"""The whole asset graph against the sandbox CRM into a temporary warehouse, on SQLite and on
+PostgreSQL.
 
 Expected counts come from the sandbox's own SQLite file, read directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -15,17 +18,28 @@ from sqlalchemy import text
 from acton_pipelines.mapping.models import DEFAULT_SEGMENTS
 from acton_pipelines.sandbox import SeedSummary
 from acton_pipelines.warehouse.engine import warehouse_engine
-from tests.conftest import ActonHome, make_home, run_full_sync
+from tests.conftest import ActonHome, fresh_postgres_database, make_home, run_full_sync
 
 # What the seed's malformed addresses look like: exactly one @, no spaces or commas, and a dot
 # in the domain is what a well-formed one has.
 WELL_FORMED = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 
 
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory, small_crm: SeedSummary) -> Iterator[ActonHome]:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        home = make_home(tmp_path_factory.mktemp("synced"), small_crm, monkeypatch)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def synced(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    small_crm: SeedSummary,
+) -> Iterator[ActonHome]:
+    """One full sync per backend, shared by the module's tests."""
+    with contextlib.ExitStack() as stack:
+        warehouse = None
+        if request.param == "postgresql":
+            server = request.getfixturevalue("postgres_server")
+            url = stack.enter_context(fresh_postgres_database(server))
+            warehouse = url.render_as_string(hide_password=False)
+        monkeypatch = stack.enter_context(pytest.MonkeyPatch.context())
+        home = make_home(tmp_path_factory.mktemp("synced"), small_crm, monkeypatch, warehouse)
         assert run_full_sync(home).success
         yield home
 
@@ -209,10 +223,10 @@ def test_sync_runs_records_each_object(synced: ActonHome) -> None:
 
 
 def test_a_second_full_sync_removes_what_the_crm_deleted(
-    tmp_path_factory: pytest.TempPathFactory, small_crm: SeedSummary
+    tmp_path: Path, small_crm: SeedSummary, warehouse_url: str
 ) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
-        home = make_home(tmp_path_factory.mktemp("resync"), small_crm, monkeypatch)
+        home = make_home(tmp_path / "home", small_crm, monkeypatch, warehouse_url)
         assert run_full_sync(home).success
         (victim,) = crm_rows(
             home, "SELECT Id FROM Contact WHERE IsDeleted = 0 ORDER BY Id LIMIT 1"

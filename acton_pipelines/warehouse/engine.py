@@ -42,7 +42,13 @@ def _create(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if parsed.get_backend_name() == "postgresql":
+        # Loads use COPY through psycopg 3, whatever driver the URL named.
+        return create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True)
+    raise ValueError(
+        f"warehouse URL {display_url(url)} is neither SQLite nor PostgreSQL; set "
+        "ACTON_WAREHOUSE_URL to sqlite:///path/to/file.sqlite or postgresql+psycopg://user@host/db"
+    )
 
 
 def display_url(url: str) -> str:

@@ -16,16 +16,18 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Engine,
+    Integer,
     MetaData,
     Table,
     delete,
     exists,
     func,
+    insert,
     select,
-    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
@@ -74,10 +76,28 @@ class MergeCounts:
     deleted: int
 
 
+STAGE_SEQUENCE = "_stage_seq"
+
+
+def copy_rows(conn: Connection, table: Table, columns: list[str], rows: list[tuple]) -> None:
+    """PostgreSQL ``COPY ... FROM STDIN`` of ``rows`` into ``table`` (psycopg 3)."""
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    driver_connection = conn.connection.driver_connection
+    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row(row)
+
+
 class StagedLoad:
     """Stage rows for ``target`` and merge them by ``key``.
 
-    Use as a context manager: the staging table is dropped on exit, whatever happened.
+    Rows are appended to a staging table with ``COPY`` on PostgreSQL and a plain multi-row
+    ``INSERT`` on SQLite. A key staged twice (overlapping pages or windows) merges its last
+    version. Use as a context manager: the staging table is dropped on exit, whatever happened.
     """
 
     def __init__(self, engine: Engine, target: Table, key: list[str]) -> None:
@@ -85,11 +105,15 @@ class StagedLoad:
         self.target = target
         self.key = key
         self.staged_rows = 0
-        stage_name = f"_stage_{target.name}_{uuid.uuid4().hex[:10]}"
+        postgres = engine.dialect.name == "postgresql"
+        sequence_type = BigInteger().with_variant(Integer(), "sqlite")
         self.stage = Table(
-            stage_name,
+            f"_stage_{target.name}_{uuid.uuid4().hex[:10]}",
             MetaData(),
-            *[Column(c.name, c.type, primary_key=c.name in key) for c in target.columns],
+            Column(STAGE_SEQUENCE, sequence_type, primary_key=True, autoincrement=True),
+            *[Column(c.name, c.type) for c in target.columns],
+            # A crash loses nothing a stage holds (the run fails and starts over), so skip WAL.
+            prefixes=["UNLOGGED"] if postgres else [],
         )
 
     def __enter__(self) -> StagedLoad:
@@ -106,10 +130,20 @@ class StagedLoad:
         """Stage a chunk (columns the target lacks are ignored; missing ones stay NULL)."""
         if frame.empty:
             return
-        columns = [c for c in frame.columns if c in self.stage.c]
+        columns = [c for c in frame.columns if c in self.target.c]
+        records = frame_records(frame, columns)
         with self.engine.begin() as conn:
-            upsert_records(conn, self.stage, frame_records(frame, columns), self.key)
+            if conn.dialect.name == "postgresql":
+                copy_rows(conn, self.stage, columns, [tuple(r.values()) for r in records])
+            else:
+                conn.execute(insert(self.stage), records)
         self.staged_rows += len(frame)
+
+    def _latest_per_key(self) -> ColumnElement[bool]:
+        latest = select(func.max(self.stage.c[STAGE_SEQUENCE])).group_by(
+            *[self.stage.c[k] for k in self.key]
+        )
+        return self.stage.c[STAGE_SEQUENCE].in_(latest)
 
     def merge(
         self,
@@ -124,10 +158,12 @@ class StagedLoad:
         not bring: a full sync's way of removing records that are gone from the CRM.
         """
         names = [c.name for c in self.target.columns]
-        upserted = conn.execute(select(func.count()).select_from(self.stage)).scalar_one()
+        latest = self._latest_per_key()
+        upserted = conn.execute(
+            select(func.count()).select_from(self.stage).where(latest)
+        ).scalar_one()
         if upserted:
-            # SQLite needs a WHERE on INSERT ... SELECT ... ON CONFLICT to parse it.
-            rows = select(*[self.stage.c[n] for n in names]).where(true())
+            rows = select(*[self.stage.c[n] for n in names]).where(latest)
             statement = dialect_insert(conn, self.target).from_select(names, rows)
             statement = statement.on_conflict_do_update(
                 index_elements=self.key,
@@ -136,7 +172,7 @@ class StagedLoad:
             conn.execute(statement)
         deleted = 0
         if reconcile:
-            brought = select(self.stage.c[self.key[0]]).where(
+            brought = select(self.stage.c[STAGE_SEQUENCE]).where(
                 *[self.stage.c[k] == self.target.c[k] for k in self.key]
             )
             condition = ~exists(brought)

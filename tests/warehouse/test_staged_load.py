@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, inspect, select
@@ -14,8 +12,9 @@ from acton_pipelines.warehouse.staged_load import StagedLoad
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+def engine(warehouse_url: str) -> Engine:
+    """An empty warehouse on each backend (SQLite, PostgreSQL)."""
+    return warehouse_engine(warehouse_url)
 
 
 def people_table(*extra: Column) -> Table:
