@@ -115,18 +115,21 @@ def test_a_full_sync_records_its_run_events_and_checks_in_postgresql(
 
     evaluations = query(
         postgres_database,
-        "SELECT asset_key FROM event_logs "
+        "SELECT id FROM event_logs "
         "WHERE run_id = :run_id AND dagster_event_type = 'ASSET_CHECK_EVALUATION'",
         run_id=result.run_id,
     )
     assert len(evaluations) == len(ACTON_CONTACTS_CHECKS)
-    assert {json.loads(row.asset_key)[0] for row in evaluations} == {"acton_contacts"}
+    # Which checks those were: event_logs leaves asset_key empty for check evaluations, the
+    # check executions table names them.
     checks = query(
         postgres_database,
-        "SELECT check_name FROM asset_check_executions WHERE run_id = :run_id",
+        "SELECT asset_key, check_name FROM asset_check_executions WHERE run_id = :run_id",
         run_id=result.run_id,
     )
-    assert {row.check_name for row in checks} == ACTON_CONTACTS_CHECKS
+    assert {(json.loads(row.asset_key)[0], row.check_name) for row in checks} == {
+        ("acton_contacts", name) for name in ACTON_CONTACTS_CHECKS
+    }
 
     # The warehouse is a database of its own: its tables are not among Dagster's, and Dagster's
     # tables are not in it.
