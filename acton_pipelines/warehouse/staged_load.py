@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Index,
     Integer,
     MetaData,
     Table,
@@ -107,11 +108,15 @@ class StagedLoad:
         self.staged_rows = 0
         postgres = engine.dialect.name == "postgresql"
         sequence_type = BigInteger().with_variant(Integer(), "sqlite")
+        name = f"_stage_{target.name}_{uuid.uuid4().hex[:10]}"
         self.stage = Table(
-            f"_stage_{target.name}_{uuid.uuid4().hex[:10]}",
+            name,
             MetaData(),
             Column(STAGE_SEQUENCE, sequence_type, primary_key=True, autoincrement=True),
             *[Column(c.name, c.type) for c in target.columns],
+            # The merge and the reconciliation look rows up by key: without an index SQLite
+            # would scan the stage once per target row.
+            Index(f"ix{name}_key", *key),
             # A crash loses nothing a stage holds (the run fails and starts over), so skip WAL.
             prefixes=["UNLOGGED"] if postgres else [],
         )
