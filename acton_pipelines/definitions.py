@@ -15,7 +15,7 @@ from acton_pipelines.assets.acton_contacts import (
 from acton_pipelines.assets.contact_scores import contact_scores
 from acton_pipelines.assets.crm import crm_assets
 from acton_pipelines.assets.segments import segments
-from acton_pipelines.jobs import full_sync_job
+from acton_pipelines.jobs import full_sync_job, incremental_sync_job
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import crm_resource_from_env
 from acton_pipelines.resources.warehouse import WarehouseResource
@@ -32,7 +32,7 @@ def warehouse_resource() -> WarehouseResource:
 defs = Definitions(
     assets=[*crm_assets, acton_contacts, contact_scores, segments],
     asset_checks=[acton_contacts_rejects, acton_contacts_schema, acton_contacts_duplicate_emails],
-    jobs=[full_sync_job],
+    jobs=[full_sync_job, incremental_sync_job],
     schedules=[full_sync_schedule],
     resources={
         "crm": crm_resource_from_env(),

@@ -1,12 +1,29 @@
-"""Jobs: what a data engineer (or a schedule) launches."""
+"""Jobs: what a data engineer (or a schedule or sensor) launches."""
 
 from dagster import AssetSelection, define_asset_job
+
+from acton_pipelines.partitions import SYNC_MODE_TAG
 
 full_sync_job = define_asset_job(
     name="full_sync",
     selection=AssetSelection.all(),
+    tags={SYNC_MODE_TAG: "full"},
     description=(
-        "Full sync (Act-On's 'Sync Now'): read every CRM record, map it onto Act-On Contacts, "
-        "remove contacts whose CRM record is gone, then recompute scores and segments."
+        "Full sync (Act-On's 'Sync Now'): one run over every partition that reads every CRM "
+        "record, removes what the CRM no longer has (listed in sync_deletions), then rebuilds "
+        "Act-On Contacts, scores and segments. Launch it over the whole partition range as a "
+        "single run."
+    ),
+)
+
+incremental_sync_job = define_asset_job(
+    name="incremental_sync",
+    selection=AssetSelection.all(),
+    tags={SYNC_MODE_TAG: "incremental"},
+    description=(
+        "Incremental sync: reads the CRM records changed (or deleted) in the selected days "
+        "(SystemModstamp, with a lookback overlap), then updates only the Act-On contacts, "
+        "scores and segments those changes touch. Falls back to a full sync of an object when "
+        "the CRM's deletion log no longer reaches back to its last successful sync."
     ),
 )

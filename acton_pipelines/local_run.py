@@ -51,8 +51,9 @@ def _failure_message(data: StepFailureData) -> str:
     return error.message.strip() if error else "failed"
 
 
-def run_job(job_name: str) -> RunOutcome:
-    """Run a job of the project's ``Definitions`` in this process, logging progress at INFO."""
+def run_job(job_name: str, tags: dict[str, str] | None = None) -> RunOutcome:
+    """Run a job of the project's ``Definitions`` in this process, logging progress at INFO;
+    ``tags`` select the partitions (see ``acton_pipelines.partitions``)."""
     local_dagster_home()
     from acton_pipelines.definitions import defs
 
@@ -62,6 +63,7 @@ def run_job(job_name: str) -> RunOutcome:
             instance=instance,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             raise_on_error=False,
+            tags=tags,
         )
     failures = []
     for event in result.all_events:

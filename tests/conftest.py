@@ -18,7 +18,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from acton_pipelines.definitions import defs as project_defs
-from acton_pipelines.jobs import full_sync_job
+from acton_pipelines.jobs import full_sync_job, incremental_sync_job
+from acton_pipelines.partitions import full_sync_tags, incremental_tags
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import SalesforceResource
 from acton_pipelines.resources.warehouse import WarehouseResource
@@ -140,26 +141,45 @@ def acton_home(
     yield make_home(tmp_path / "acton_home", small_crm, monkeypatch)
 
 
-def run_full_sync(
+def run_sync(
     home: ActonHome,
+    job_name: str,
+    tags: dict[str, str],
     mapping_dir: Path | None = None,
     instance: DagsterInstance | None = None,
 ) -> ExecuteInProcessResult:
-    """The project's full_sync job, in process, on ``home``'s sandbox and warehouse.
+    """One of the project's sync jobs, in process, on ``home``'s sandbox and warehouse.
 
     Runs on ``instance`` when given (e.g. one on PostgreSQL storage), else on an ephemeral one.
     """
     definitions = Definitions(
         assets=project_defs.assets,
         asset_checks=project_defs.asset_checks,
-        jobs=[full_sync_job],
+        jobs=[full_sync_job, incremental_sync_job],
         resources={
             "crm": SalesforceResource(retry_initial_wait_seconds=0.01),
             "warehouse": WarehouseResource(url=home.warehouse_url),
             "mapping": MappingResource(directory=str(mapping_dir) if mapping_dir else None),
         },
     )
-    return definitions.resolve_job_def("full_sync").execute_in_process(
+    return definitions.resolve_job_def(job_name).execute_in_process(
         instance=instance if instance is not None else DagsterInstance.ephemeral(),
         raise_on_error=False,
+        tags=tags,
     )
+
+
+def run_full_sync(
+    home: ActonHome,
+    mapping_dir: Path | None = None,
+    instance: DagsterInstance | None = None,
+) -> ExecuteInProcessResult:
+    """The project's full sync over the whole partition range."""
+    return run_sync(home, "full_sync", full_sync_tags(), mapping_dir, instance)
+
+
+def run_incremental_sync(
+    home: ActonHome, first_day: str, last_day: str | None = None, mapping_dir: Path | None = None
+) -> ExecuteInProcessResult:
+    """The project's incremental sync over ``first_day``..``last_day`` (``YYYY-MM-DD``)."""
+    return run_sync(home, "incremental_sync", incremental_tags(first_day, last_day), mapping_dir)

@@ -19,7 +19,8 @@ from acton_pipelines.assets import groups
 from acton_pipelines.build.contacts import build_acton_contacts
 from acton_pipelines.contact_values import SchemaBreak, conform_contacts
 from acton_pipelines.crm.objects import CRM_OBJECTS
-from acton_pipelines.crm.window import FULL_SYNC
+from acton_pipelines.crm.run_window import run_window
+from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contacts_table
@@ -29,6 +30,8 @@ from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contac
     group_name=groups.ACTON_CONTACTS,
     deps=[o.table for o in CRM_OBJECTS],
     kinds={"sql", "pandas"},
+    partitions_def=sync_partitions,
+    backfill_policy=sync_backfill_policy,
     description=(
         "Act-On Contacts: one row per unconverted CRM Lead and per CRM Contact, with one typed "
         "column per mapped field, `external_id` and `record_type`, the linked account (name, "
@@ -44,7 +47,7 @@ def acton_contacts(
         engine=warehouse.engine,
         mapping=loaded,
         run_id=context.run.run_id,
-        window=FULL_SYNC,
+        window=run_window(context),
         progress=context.log.info,
     )
     table = acton_contacts_table(loaded)

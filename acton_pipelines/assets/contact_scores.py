@@ -5,7 +5,8 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from acton_pipelines.assets import groups
 from acton_pipelines.assets.acton_contacts import acton_contacts
 from acton_pipelines.build.scores import build_contact_scores
-from acton_pipelines.crm.window import FULL_SYNC
+from acton_pipelines.crm.run_window import run_window
+from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
 
@@ -14,6 +15,8 @@ from acton_pipelines.resources.warehouse import WarehouseResource
     group_name=groups.SCORING,
     deps=[acton_contacts],
     kinds={"sql", "pandas"},
+    partitions_def=sync_partitions,
+    backfill_policy=sync_backfill_policy,
     description=(
         "One score per Act-On contact per score sheet (`score_sheets.yaml`): the points of the "
         "profile rules the contact matches, an integer clamped to 0..999999. Score fields "
@@ -27,7 +30,7 @@ def contact_scores(
         engine=warehouse.engine,
         mapping=mapping.load_for_run(),
         run_id=context.run.run_id,
-        window=FULL_SYNC,
+        window=run_window(context),
         progress=context.log.info,
     )
     return MaterializeResult(

@@ -14,10 +14,11 @@ from dagster import (
 from acton_pipelines.assets import groups
 from acton_pipelines.crm.extract import field_types
 from acton_pipelines.crm.objects import CRM_OBJECTS, CrmObject, fields_to_read
+from acton_pipelines.crm.run_window import run_window
 from acton_pipelines.crm.sync import sync_crm_object
-from acton_pipelines.crm.window import FULL_SYNC
 from acton_pipelines.mapping import check_against_crm, with_canonical_crm_fields
 from acton_pipelines.mapping.models import Mapping
+from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import SalesforceResource
 from acton_pipelines.resources.warehouse import WarehouseResource
@@ -46,10 +47,15 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
         name=crm_object.table,
         group_name=groups.CRM,
         kinds={"salesforce", "sql"},
+        partitions_def=sync_partitions,
+        backfill_policy=sync_backfill_policy,
         description=(
             f"CRM {crm_object.name} records mirrored into `{crm_object.table}`: the fields the "
-            "mapping reads plus those needed for linking, conversions and opt-outs. A full sync "
-            "reads every record and removes rows whose record is gone from the CRM."
+            "mapping reads plus those needed for linking, conversions and opt-outs. A partition "
+            "is a UTC day of changes (SystemModstamp); an incremental run reads its days and "
+            "removes records deleted in the CRM, a full sync (the whole range) reads every "
+            "record and removes rows whose record is gone. Deletions are listed in "
+            "`sync_deletions`."
         ),
     )
     def _mirror(
@@ -68,7 +74,7 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
             engine=warehouse.engine,
             crm_object=crm_object,
             types=types,
-            window=FULL_SYNC,
+            window=run_window(context),
             run_id=context.run.run_id,
             progress=context.log.info,
         )
@@ -78,6 +84,7 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
                 "dagster/row_count": run.rows_upserted,
                 "dagster/column_schema": schema,
                 "mode": run.mode,
+                "window": f"{run.window_start} .. {run.window_end}" if run.window_start else "all",
                 "rows_read": run.rows_read,
                 "rows_deleted": run.rows_deleted,
                 "api_calls": run.api_calls,

@@ -5,7 +5,8 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from acton_pipelines.assets import groups
 from acton_pipelines.assets.acton_contacts import acton_contacts
 from acton_pipelines.build.segments import build_segments
-from acton_pipelines.crm.window import FULL_SYNC
+from acton_pipelines.crm.run_window import run_window
+from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
 
@@ -14,6 +15,8 @@ from acton_pipelines.resources.warehouse import WarehouseResource
     group_name=groups.SEGMENTATION,
     deps=[acton_contacts],
     kinds={"sql", "pandas"},
+    partitions_def=sync_partitions,
+    backfill_policy=sync_backfill_policy,
     description=(
         "The seven default segments (All Act-On Contacts, All Leads, All Contacts, Affiliated "
         "with Leads / Prospects / Customers, Unaffiliated; affiliation rules in "
@@ -28,7 +31,7 @@ def segments(
         engine=warehouse.engine,
         mapping=mapping.load_for_run(),
         run_id=context.run.run_id,
-        window=FULL_SYNC,
+        window=run_window(context),
         progress=context.log.info,
     )
     return MaterializeResult(

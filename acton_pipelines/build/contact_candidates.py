@@ -22,7 +22,9 @@ from sqlalchemy import (
     inspect,
     literal,
     null,
+    or_,
     select,
+    true,
 )
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
@@ -37,7 +39,7 @@ from acton_pipelines.crm.objects import (
     split_hop,
 )
 from acton_pipelines.mapping.models import Mapping
-from acton_pipelines.warehouse.tables import crm_column_name
+from acton_pipelines.warehouse.tables import crm_column_name, sync_deletions
 
 
 class MirrorMissing(RuntimeError):
@@ -104,8 +106,54 @@ def _mapped_columns(
     return columns
 
 
-def lead_candidates(tables: dict[str, Table], mapping: Mapping) -> Select:
-    """Unconverted Leads with their owner."""
+def _converted_from(leads: Table) -> Subquery:
+    """The Lead each Contact was converted from (the first, when several were)."""
+    return (
+        select(
+            leads.c.convertedcontactid.label("contact_id"), func.min(leads.c.id).label("lead_id")
+        )
+        .where(leads.c.isconverted == literal(True), leads.c.convertedcontactid.is_not(None))
+        .group_by(leads.c.convertedcontactid)
+        .subquery("converted_from")
+    )
+
+
+def touched_in_run(tables: dict[str, Table], run_id: str) -> dict[str, ColumnElement[bool]]:
+    """Per candidate query, the condition selecting the records whose Act-On contact a run's
+    CRM changes may have changed: the record itself, its owner, its account, the account's
+    opportunities (changed or deleted), and a Contact a Lead was just converted into."""
+    lead, contact = tables[LEAD.table], tables[CONTACT.table]
+    account, user = tables[ACCOUNT.table], tables[USER.table]
+    opportunity = tables[OPPORTUNITY.table]
+    owners = select(user.c.id).where(user.c.sync_run_id == run_id)
+    accounts = (
+        select(account.c.id)
+        .where(account.c.sync_run_id == run_id)
+        .union(select(opportunity.c.accountid).where(opportunity.c.sync_run_id == run_id))
+        .union(
+            select(sync_deletions.c.account_id).where(
+                sync_deletions.c.sync_run_id == run_id, sync_deletions.c.account_id.is_not(None)
+            )
+        )
+    )
+    converted_into = select(lead.c.convertedcontactid).where(
+        lead.c.sync_run_id == run_id, lead.c.convertedcontactid.is_not(None)
+    )
+    return {
+        LEAD.table: or_(lead.c.sync_run_id == run_id, lead.c.ownerid.in_(owners)),
+        CONTACT.table: or_(
+            contact.c.sync_run_id == run_id,
+            contact.c.ownerid.in_(owners),
+            contact.c.accountid.in_(accounts),
+            contact.c.id.in_(converted_into),
+        ),
+    }
+
+
+def lead_candidates(
+    tables: dict[str, Table], mapping: Mapping, scope: ColumnElement[bool] | None = None
+) -> Select:
+    """Unconverted Leads with their owner (those matching ``scope``, when given)."""
     lead, user = tables[LEAD.table], tables[USER.table]
     return (
         select(
@@ -129,18 +177,27 @@ def lead_candidates(tables: dict[str, Table], mapping: Mapping) -> Select:
         )
         .select_from(lead.outerjoin(user, user.c.id == lead.c.ownerid))
         .where(func.coalesce(lead.c.isconverted, false()) == false())
+        .where(true() if scope is None else scope)
         .order_by(lead.c.id)
     )
 
 
-def contact_candidates(tables: dict[str, Table], mapping: Mapping) -> Select:
-    """Contacts with their account, owner and the account's opportunity summary."""
+def contact_candidates(
+    tables: dict[str, Table], mapping: Mapping, scope: ColumnElement[bool] | None = None
+) -> Select:
+    """Contacts with their account, owner and the account's opportunity summary (those
+    matching ``scope``, when given).
+
+    A Contact that a Lead was converted into keeps the Lead's ``contact_id``: the Act-On
+    contact continues as the Contact it became, with no duplicate.
+    """
     contact, account = tables[CONTACT.table], tables[ACCOUNT.table]
     user = tables[USER.table]
     summary = _opportunity_summary(tables[OPPORTUNITY.table])
+    origin = _converted_from(tables[LEAD.table])
     return (
         select(
-            contact.c.id.label("contact_id"),
+            func.coalesce(origin.c.lead_id, contact.c.id).label("contact_id"),
             contact.c.id.label("external_id"),
             literal("Contact").label("record_type"),
             contact.c.accountid.label("account_id"),
@@ -162,7 +219,9 @@ def contact_candidates(tables: dict[str, Table], mapping: Mapping) -> Select:
             contact.outerjoin(account, account.c.id == contact.c.accountid)
             .outerjoin(user, user.c.id == contact.c.ownerid)
             .outerjoin(summary, summary.c.account_id == contact.c.accountid)
+            .outerjoin(origin, origin.c.contact_id == contact.c.id)
         )
+        .where(true() if scope is None else scope)
         .order_by(contact.c.id)
     )
 

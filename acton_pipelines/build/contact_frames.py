@@ -10,11 +10,23 @@ from sqlalchemy import Engine, inspect, select
 from acton_pipelines.build.contact_candidates import read_chunks
 from acton_pipelines.contact_values import conform_contacts
 from acton_pipelines.mapping.models import Mapping
-from acton_pipelines.warehouse.tables import acton_contacts_table
+from acton_pipelines.warehouse.tables import acton_contacts_table, sync_runs
 
 
-def contact_chunks(engine: Engine, mapping: Mapping, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """``acton_contacts`` in chunks, every mapped column typed by its data type."""
+def contacts_rebuilt_in_run(engine: Engine, run_id: str) -> str | None:
+    """How this run rebuilt ``acton_contacts`` (``"full"``/``"incremental"``), or ``None``."""
+    statement = select(sync_runs.c.mode).where(
+        sync_runs.c.run_id == run_id, sync_runs.c.object == "acton_contacts"
+    )
+    with engine.connect() as conn:
+        return conn.execute(statement).scalar_one_or_none()
+
+
+def contact_chunks(
+    engine: Engine, mapping: Mapping, chunk_size: int, only_run: str | None = None
+) -> Iterator[pd.DataFrame]:
+    """``acton_contacts`` in chunks, every mapped column typed by its data type; with
+    ``only_run``, just the contacts that run wrote."""
     if "acton_contacts" not in inspect(engine).get_table_names():
         raise RuntimeError(
             "the warehouse has no acton_contacts yet: materialize acton_contacts first "
@@ -22,6 +34,8 @@ def contact_chunks(engine: Engine, mapping: Mapping, chunk_size: int) -> Iterato
         )
     table = acton_contacts_table(mapping)
     statement = select(table).order_by(table.c.contact_id)
+    if only_run is not None:
+        statement = statement.where(table.c.sync_run_id == only_run)
     for chunk in read_chunks(engine, statement, chunk_size):
         # Values were conformed on the way in; this only restores their pandas types.
         yield conform_contacts(chunk, mapping).contacts

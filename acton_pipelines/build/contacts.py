@@ -7,20 +7,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, and_, delete, exists, or_, select
+from sqlalchemy import Connection, Engine, Select, Table, and_, delete, exists, or_, select
 
 from acton_pipelines.build.contact_candidates import (
     contact_candidates,
     lead_candidates,
     mirror_tables,
     read_chunks,
+    touched_in_run,
 )
 from acton_pipelines.contact_values import conform_contacts
+from acton_pipelines.crm.objects import CONTACT, CRM_OBJECTS, LEAD
 from acton_pipelines.crm.window import SyncWindow
 from acton_pipelines.mapping.models import DataType, Mapping
 from acton_pipelines.warehouse.staged_load import StagedLoad
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
-from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contacts_table
+from acton_pipelines.warehouse.tables import (
+    acton_contact_rejects,
+    acton_contacts_table,
+    sync_deletions,
+    sync_runs,
+)
 
 CHUNK_SIZE = 5_000
 
@@ -74,6 +81,40 @@ def _drop_duplicates_by_policy(conn: Connection, stage: Table, policy: str) -> i
     return conn.execute(statement).rowcount or 0
 
 
+def rebuild_everything(engine: Engine, mapping: Mapping, run_id: str, window: SyncWindow) -> bool:
+    """Whether this run rebuilds every contact: a full sync, a CRM object that fell back to a
+    full sync, no CRM sync in this run (the asset materialized on its own), or a duplicate
+    email policy that compares each contact with all the others."""
+    if window.is_full or mapping.duplicate_email_policy != "keep_both":
+        return True
+    with engine.connect() as conn:
+        modes = set(
+            conn.execute(
+                select(sync_runs.c.mode).where(
+                    sync_runs.c.run_id == run_id,
+                    sync_runs.c.object.in_([o.table for o in CRM_OBJECTS]),
+                )
+            ).scalars()
+        )
+    return not modes or "full" in modes
+
+
+def _changed_records(tables: dict[str, Table], run_id: str, stage: Table) -> Select:
+    """CRM Ids whose Act-On contact this run may have changed or removed."""
+    lead, contact = tables[LEAD.table], tables[CONTACT.table]
+    return (
+        select(stage.c.external_id)
+        .union(select(lead.c.id).where(lead.c.sync_run_id == run_id))
+        .union(select(contact.c.id).where(contact.c.sync_run_id == run_id))
+        .union(
+            select(sync_deletions.c.record_id).where(
+                sync_deletions.c.sync_run_id == run_id,
+                sync_deletions.c.object.in_([LEAD.name, CONTACT.name]),
+            )
+        )
+    )
+
+
 def build_acton_contacts(
     *,
     engine: Engine,
@@ -83,16 +124,22 @@ def build_acton_contacts(
     progress: Callable[[str], Any] = print,
     chunk_size: int = CHUNK_SIZE,
 ) -> ContactBuild:
-    """Map every unconverted Lead and every Contact of the CRM mirror onto an Act-On contact.
+    """Map unconverted Leads and Contacts of the CRM mirror onto Act-On contacts.
 
-    Values are conformed to the mapping's data types chunk by chunk; a bad value becomes NULL
-    and is quarantined in ``acton_contact_rejects`` (the contact still loads). The merge, the
-    removal of contacts whose CRM record is gone (full sync) and the ``sync_runs`` row commit
-    together.
+    A full rebuild maps every record and removes contacts whose CRM record is gone; an
+    incremental one maps only the records this run's CRM changes touched (directly, or through
+    their account, its opportunities or their owner) and removes the contacts of deleted and
+    converted records. Values are conformed to the mapping's data types chunk by chunk; a bad
+    value becomes NULL and is quarantined in ``acton_contact_rejects`` (the contact still
+    loads). The merge, the removals and the ``sync_runs`` row commit together.
     """
     tables = mirror_tables(engine)
     target = acton_contacts_table(mapping)
-    run = SyncRun(run_id=run_id, object="acton_contacts", mode=window.mode)
+    everything = rebuild_everything(engine, mapping, run_id, window)
+    scope = {} if everything else touched_in_run(tables, run_id)
+    run = SyncRun(
+        run_id=run_id, object="acton_contacts", mode="full" if everything else "incremental"
+    )
     reasons: dict[str, int] = {}
     try:
         with (
@@ -101,8 +148,8 @@ def build_acton_contacts(
         ):
             now = utc_now()
             for statement in (
-                lead_candidates(tables, mapping),
-                contact_candidates(tables, mapping),
+                lead_candidates(tables, mapping, scope.get(LEAD.table)),
+                contact_candidates(tables, mapping, scope.get(CONTACT.table)),
             ):
                 for chunk in read_chunks(engine, statement, chunk_size):
                     conformed = conform_contacts(chunk, mapping)
@@ -121,12 +168,20 @@ def build_acton_contacts(
                 removed = _drop_duplicates_by_policy(
                     conn, contacts.stage, mapping.duplicate_email_policy
                 )
-                counts = contacts.merge(
-                    conn, reconcile=window.is_full, reconcile_where=target.c.source == "crm"
-                )
-                rejected = rejects.merge(conn, reconcile=window.is_full)
-                run.rows_upserted, run.rows_deleted = counts.upserted, counts.deleted
-                run.rows_rejected = rejected.upserted
+                from_crm = target.c.source == "crm"
+                if everything:
+                    stale = contacts.missing(from_crm)
+                else:
+                    changed = _changed_records(tables, run_id, contacts.stage)
+                    stale = contacts.missing(from_crm & target.c.external_id.in_(changed))
+                run.rows_deleted = conn.execute(delete(target).where(stale)).rowcount or 0
+                run.rows_upserted = contacts.merge(conn).upserted
+                mapped = acton_contact_rejects.c.contact_id.in_(select(contacts.stage.c.contact_id))
+                gone = acton_contact_rejects.c.contact_id.not_in(select(target.c.contact_id))
+                run.rows_rejected = rejects.merge(
+                    conn, reconcile=True, reconcile_where=None if everything else mapped
+                ).upserted
+                conn.execute(delete(acton_contact_rejects).where(gone))
                 run.record(conn)
     except Exception as error:
         run.record_failure(engine, error)

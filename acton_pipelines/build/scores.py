@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, select
 
-from acton_pipelines.build.contact_frames import contact_chunks
+from acton_pipelines.build.contact_frames import contact_chunks, contacts_rebuilt_in_run
 from acton_pipelines.crm.window import SyncWindow
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.scoring import compute_scores
 from acton_pipelines.warehouse.staged_load import StagedLoad
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
-from acton_pipelines.warehouse.tables import contact_scores
+from acton_pipelines.warehouse.tables import acton_contacts_table, contact_scores
 
 CHUNK_SIZE = 10_000
 
@@ -32,12 +32,16 @@ def build_contact_scores(
 
     Returns the run record and, per sheet, the count, mean and max of its scores.
     """
-    run = SyncRun(run_id=run_id, object="contact_scores", mode=window.mode)
+    everything = window.is_full or contacts_rebuilt_in_run(engine, run_id) != "incremental"
+    run = SyncRun(
+        run_id=run_id, object="contact_scores", mode="full" if everything else "incremental"
+    )
     totals: dict[str, dict[str, float]] = {}
+    only_run = None if everything else run_id
     try:
         with StagedLoad(engine, contact_scores, ["contact_id", "score_sheet"]) as load:
             computed_at = utc_now()
-            for contacts in contact_chunks(engine, mapping, chunk_size):
+            for contacts in contact_chunks(engine, mapping, chunk_size, only_run):
                 scores = compute_scores(contacts, mapping, computed_at)
                 scores["sync_run_id"] = run_id
                 load.append(scores)
@@ -49,9 +53,14 @@ def build_contact_scores(
                 run.rows_read += len(contacts)
                 progress(f"contact_scores: scored {run.rows_read:,} contacts")
             with engine.begin() as conn:
-                # Every contact is rescored, so anything not staged is stale.
-                counts = load.merge(conn, reconcile=True)
-                run.rows_upserted, run.rows_deleted = counts.upserted, counts.deleted
+                rescored = contact_scores.c.contact_id.in_(select(load.stage.c.contact_id))
+                counts = load.merge(
+                    conn, reconcile=True, reconcile_where=None if everything else rescored
+                )
+                contact_ids = select(acton_contacts_table(mapping).c.contact_id)
+                gone = contact_scores.c.contact_id.not_in(contact_ids)
+                removed = conn.execute(delete(contact_scores).where(gone)).rowcount or 0
+                run.rows_upserted, run.rows_deleted = counts.upserted, counts.deleted + removed
                 run.record(conn)
     except Exception as error:
         run.record_failure(engine, error)

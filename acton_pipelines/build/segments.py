@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, func, select
 
-from acton_pipelines.build.contact_frames import contact_chunks
+from acton_pipelines.build.contact_frames import contact_chunks, contacts_rebuilt_in_run
 from acton_pipelines.crm.window import SyncWindow
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.segmentation import segment_definitions, segment_members
-from acton_pipelines.warehouse.staged_load import StagedLoad
+from acton_pipelines.warehouse.staged_load import StagedLoad, frame_records, upsert_records
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
+from acton_pipelines.warehouse.tables import acton_contacts_table
 from acton_pipelines.warehouse.tables import segment_members as members_table
 from acton_pipelines.warehouse.tables import segments as segments_table
 
@@ -29,37 +29,54 @@ def build_segments(
     progress: Callable[[str], Any] = print,
     chunk_size: int = CHUNK_SIZE,
 ) -> tuple[SyncRun, dict[str, int]]:
-    """Evaluate the default and custom segments over every Act-On contact.
+    """Evaluate the default and custom segments over the Act-On contacts.
 
-    Each membership records the rule that matched. Memberships that no longer hold, and
-    segments removed from the mapping, are deleted in the same transaction. Returns the run
-    record and the size of each segment.
+    A full build places every contact; an incremental one the contacts this run rebuilt.
+    Each membership records the rule that matched. Memberships that no longer hold, those of
+    contacts that are gone, and segments removed from the mapping are deleted, and segment
+    sizes recounted, in one transaction. Returns the run record and each segment's size.
     """
-    run = SyncRun(run_id=run_id, object="segment_members", mode=window.mode)
-    sizes: Counter[str] = Counter()
+    everything = window.is_full or contacts_rebuilt_in_run(engine, run_id) != "incremental"
+    run = SyncRun(
+        run_id=run_id, object="segment_members", mode="full" if everything else "incremental"
+    )
+    only_run = None if everything else run_id
     try:
-        with (
-            StagedLoad(engine, members_table, ["segment", "contact_id"]) as members,
-            StagedLoad(engine, segments_table, ["segment"]) as definitions,
-        ):
-            for contacts in contact_chunks(engine, mapping, chunk_size):
+        with StagedLoad(engine, members_table, ["segment", "contact_id"]) as members:
+            for contacts in contact_chunks(engine, mapping, chunk_size, only_run):
                 chunk = segment_members(contacts, mapping)
                 chunk["sync_run_id"] = run_id
                 members.append(chunk)
-                sizes.update(chunk["segment"].value_counts().to_dict())
                 run.rows_read += len(contacts)
                 progress(f"segments: placed {run.rows_read:,} contacts")
-            frame = segment_definitions(mapping)
-            frame["member_count"] = [sizes.get(name, 0) for name in frame["segment"]]
-            frame["updated_at"] = utc_now()
-            frame["sync_run_id"] = run_id
-            definitions.append(frame)
             with engine.begin() as conn:
-                definitions.merge(conn, reconcile=True)
-                counts = members.merge(conn, reconcile=True)
-                run.rows_upserted, run.rows_deleted = counts.upserted, counts.deleted
+                placed = members_table.c.contact_id.in_(select(members.stage.c.contact_id))
+                counts = members.merge(
+                    conn, reconcile=True, reconcile_where=None if everything else placed
+                )
+                contact_ids = select(acton_contacts_table(mapping).c.contact_id)
+                gone = members_table.c.contact_id.not_in(contact_ids)
+                removed = conn.execute(delete(members_table).where(gone)).rowcount or 0
+                sizes = _segment_sizes(conn, mapping, run_id)
+                run.rows_upserted, run.rows_deleted = counts.upserted, counts.deleted + removed
                 run.record(conn)
     except Exception as error:
         run.record_failure(engine, error)
         raise
-    return run, {name: sizes.get(name, 0) for name in segment_definitions(mapping)["segment"]}
+    return run, sizes
+
+
+def _segment_sizes(conn: Any, mapping: Mapping, run_id: str) -> dict[str, int]:
+    """Recount every segment from its members and store the ``segments`` rows."""
+    counted = select(members_table.c.segment, func.count()).group_by(members_table.c.segment)
+    counts = dict(conn.execute(counted).all())
+    frame = segment_definitions(mapping)
+    frame["member_count"] = [int(counts.get(name, 0)) for name in frame["segment"]]
+    frame["updated_at"] = utc_now()
+    frame["sync_run_id"] = run_id
+    segments_table.create(conn, checkfirst=True)
+    upsert_records(conn, segments_table, frame_records(frame, frame.columns), ["segment"])
+    conn.execute(
+        delete(segments_table).where(segments_table.c.segment.not_in(list(frame["segment"])))
+    )
+    return dict(zip(frame["segment"], frame["member_count"], strict=True))

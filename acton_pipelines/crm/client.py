@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -119,6 +120,11 @@ class CrmClient:
                 lambda sf: getattr(sf, object_name).describe()
             )
         return self._describes[object_name]
+
+    def deleted(self, object_name: str, start: datetime, end: datetime) -> dict[str, Any]:
+        """Salesforce's getDeleted for ``[start, end)``: ``deletedRecords``,
+        ``earliestDateAvailable`` (how far back the deletion log reaches), ``latestDateCovered``."""
+        return self._call(lambda sf: getattr(sf, object_name).deleted(start, end))
 
     def query_pages(self, soql: str, *, include_deleted: bool = False) -> Iterator[QueryPage]:
         """Run a SOQL query and yield its pages (up to 2,000 records each) as they arrive.

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from acton_pipelines.sandbox import describe, records, store
+from acton_pipelines.sandbox import describe, records, replication, store
 from acton_pipelines.sandbox.errors import SalesforceApiError, not_found
 from acton_pipelines.sandbox.faults import FaultInjector
 from acton_pipelines.sandbox.objects import ObjectDef, get_object
@@ -306,6 +306,30 @@ async def sobject_describe(request: Request) -> Response:
     return JSONResponse(describe.describe_object(_sobject(request), _version(request)))
 
 
+async def sobject_updated(request: Request) -> Response:
+    """``GET .../sobjects/{Obj}/updated?start=&end=``: Ids changed in a window (getUpdated)."""
+    _version(request)
+    obj, state = _sobject(request), _state(request)
+    params = request.query_params
+    with state.connection() as conn:
+        answer = replication.get_updated(
+            conn, obj, params.get("start"), params.get("end"), state.clock()
+        )
+    return JSONResponse(answer)
+
+
+async def sobject_deleted(request: Request) -> Response:
+    """``GET .../sobjects/{Obj}/deleted?start=&end=``: deletions in a window (getDeleted)."""
+    _version(request)
+    obj, state = _sobject(request), _state(request)
+    params = request.query_params
+    with state.connection() as conn:
+        answer = replication.get_deleted(
+            conn, obj, params.get("start"), params.get("end"), state.clock()
+        )
+    return JSONResponse(answer)
+
+
 async def record(request: Request) -> Response:
     """``GET`` or ``PATCH .../sobjects/{Obj}/{Id}``."""
     version, obj = _version(request), _sobject(request)
@@ -397,6 +421,9 @@ def create_app(state: SandboxState) -> ASGIApp:
         Route(f"{data}/sobjects", sobjects, methods=["GET"]),
         Route(f"{data}/sobjects/{{sobject}}", sobject_root, methods=["GET", "POST"]),
         Route(f"{data}/sobjects/{{sobject}}/describe", sobject_describe, methods=["GET"]),
+        # Before the record route, which would otherwise read "updated" as a record Id.
+        Route(f"{data}/sobjects/{{sobject}}/updated", sobject_updated, methods=["GET"]),
+        Route(f"{data}/sobjects/{{sobject}}/deleted", sobject_deleted, methods=["GET"]),
         Route(f"{data}/sobjects/{{sobject}}/{{record_id}}", record, methods=["GET", "PATCH"]),
         Route(f"{data}/query", query, methods=["GET"]),
         Route(f"{data}/queryAll", query_all, methods=["GET"]),

@@ -131,3 +131,25 @@ def serial_key(obj: ObjectDef) -> str:
 def allocate_id(conn: sqlite3.Connection, obj: ObjectDef) -> str:
     """A fresh Id for a new ``obj`` record, continuing after the seeded ones."""
     return make_id(obj.key_prefix, increment_counter(conn, serial_key(obj)))
+
+
+def update_row(
+    conn: sqlite3.Connection, obj: ObjectDef, record_id: str, changes: Mapping[str, Any]
+) -> None:
+    """Set ``changes`` (field name to stored value) on the row ``record_id`` of ``obj``."""
+    names = list(changes)
+    conn.execute(
+        f"UPDATE {quote_ident(obj.name)} SET "
+        + ", ".join(f"{quote_ident(name)} = ?" for name in names)
+        + ' WHERE "Id" = ?',
+        [*(changes[name] for name in names), record_id],
+    )
+
+
+def change_stamps(obj: ObjectDef, at: datetime) -> dict[str, str]:
+    """The audit fields a user's change at ``at`` sets: SystemModstamp and LastModifiedDate."""
+    stamp = to_storage_datetime(at)
+    stamps = {"SystemModstamp": stamp}
+    if obj.has_field("LastModifiedDate"):
+        stamps["LastModifiedDate"] = stamp
+    return stamps

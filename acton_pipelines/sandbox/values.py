@@ -32,8 +32,13 @@ def to_api(f: FieldDef, stored: Any) -> Any:
     if f.type in (FieldType.DOUBLE, FieldType.CURRENCY):
         return float(stored)
     if f.type is FieldType.DATETIME:
-        return str(stored).removesuffix("Z") + "+0000"
+        return to_api_datetime(str(stored))
     return stored
+
+
+def to_api_datetime(stored: str) -> str:
+    """The JSON form of a stored datetime (``...T10:00:00.000Z`` -> ``...T10:00:00.000+0000``)."""
+    return stored.removesuffix("Z") + "+0000"
 
 
 def parse_api_datetime(text: str) -> datetime:

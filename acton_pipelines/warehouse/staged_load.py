@@ -56,13 +56,18 @@ def frame_records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str,
 
 
 def upsert_records(
-    conn: Connection, table: Table, records: list[dict[str, Any]], key: list[str]
+    conn: Connection,
+    table: Table,
+    records: list[dict[str, Any]],
+    key: list[str],
+    *,
+    update: bool = True,
 ) -> None:
-    """Insert or update rows by key."""
+    """Insert rows by key; an existing key is updated, or kept as it is with ``update=False``."""
     if not records:
         return
     statement = dialect_insert(conn, table)
-    updates = {c: statement.excluded[c] for c in records[0] if c not in key}
+    updates = {c: statement.excluded[c] for c in records[0] if c not in key} if update else {}
     statement = (
         statement.on_conflict_do_update(index_elements=key, set_=updates)
         if updates
@@ -150,6 +155,14 @@ class StagedLoad:
         )
         return self.stage.c[STAGE_SEQUENCE].in_(latest)
 
+    def missing(self, where: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
+        """Condition on the target: rows (matching ``where``) whose key the load did not bring."""
+        brought = select(self.stage.c[STAGE_SEQUENCE]).where(
+            *[self.stage.c[k] == self.target.c[k] for k in self.key]
+        )
+        condition = ~exists(brought)
+        return condition if where is None else condition & where
+
     def merge(
         self,
         conn: Connection,
@@ -177,13 +190,8 @@ class StagedLoad:
             conn.execute(statement)
         deleted = 0
         if reconcile:
-            brought = select(self.stage.c[STAGE_SEQUENCE]).where(
-                *[self.stage.c[k] == self.target.c[k] for k in self.key]
-            )
-            condition = ~exists(brought)
-            if reconcile_where is not None:
-                condition = condition & reconcile_where
-            deleted = conn.execute(delete(self.target).where(condition)).rowcount or 0
+            statement = delete(self.target).where(self.missing(reconcile_where))
+            deleted = conn.execute(statement).rowcount or 0
         return MergeCounts(upserted=upserted, deleted=deleted)
 
 

@@ -101,6 +101,22 @@ sync_runs = Table(
 )
 
 
+sync_deletions = Table(
+    "sync_deletions",
+    metadata,
+    Column("object", Text, primary_key=True),
+    Column("record_id", Text, primary_key=True),
+    # The record's Account (Contacts, Opportunities): its Act-On contacts need rebuilding.
+    Column("account_id", Text),
+    Column("deleted_at", DateTime(timezone=True)),
+    # How the sync learned of it: deleted in the CRM (an incremental sync saw IsDeleted), or
+    # missing from a full sync (deleted, merged or purged from the recycle bin).
+    Column("detected_by", Text, nullable=False),
+    Column("sync_run_id", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sync_deletions_sync_run_id", "sync_run_id"),
+)
+
 _CRM_TYPES: dict[str, type[TypeEngine]] = {
     "boolean": Boolean,
     "int": BigInteger,

@@ -76,7 +76,7 @@ def test_sandbox_seed_is_deterministic(acton_home: ActonHome) -> None:
 def test_sync_full_runs_on_the_instance_under_acton_home(acton_home: ActonHome) -> None:
     result = invoke("sync", "full")
     assert result.exit_code == 0, result.output
-    assert "Full sync finished" in result.output
+    assert "The full sync finished" in result.output
     assert "acton_contacts" in result.output and "Unaffiliated" in result.output
     assert (acton_home.path / "warehouse.sqlite").exists()
     runs = list((acton_home.path / "dagster").rglob("*.db"))

@@ -25,6 +25,7 @@ from sqlalchemy import URL, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
 from acton_pipelines.local_run import local_dagster_home
+from acton_pipelines.partitions import sync_partitions
 from acton_pipelines.schedules.full_sync import full_sync_schedule
 from acton_pipelines.settings import REPO_ROOT
 from tests.conftest import ActonHome, run_full_sync
@@ -105,13 +106,16 @@ def test_a_full_sync_records_its_run_events_and_checks_in_postgresql(
 
     materialized = query(
         postgres_database,
-        "SELECT asset_key FROM event_logs "
+        "SELECT asset_key, partition FROM event_logs "
         "WHERE run_id = :run_id AND dagster_event_type = 'ASSET_MATERIALIZATION'",
         run_id=result.run_id,
     )
-    # asset_key is stored as the key's JSON path, e.g. '["crm_leads"]'.
-    assert {"/".join(json.loads(row.asset_key)) for row in materialized} == SYNCED_ASSETS
-    assert len(materialized) == len(SYNCED_ASSETS)
+    # asset_key is stored as the key's JSON path, e.g. '["crm_leads"]'. A full sync is one run
+    # over the whole partition range: every asset is materialized for every day of it.
+    days = sync_partitions.get_partition_keys()
+    assert sorted(("/".join(json.loads(r.asset_key)), r.partition) for r in materialized) == sorted(
+        (asset, day) for asset in SYNCED_ASSETS for day in days
+    )
 
     evaluations = query(
         postgres_database,

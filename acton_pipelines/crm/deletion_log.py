@@ -1,0 +1,59 @@
+"""Whether the CRM's deletion log still reaches back to the last successful sync.
+
+Salesforce keeps deleted records (and answers getDeleted) for about 15 days, less when the
+recycle bin is emptied. An incremental sync only sees deletions the log still holds, so when
+the last successful sync is older than the log, a full sync must reconcile instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import Engine, func, inspect, select
+
+from acton_pipelines.crm.client import CrmClient
+from acton_pipelines.crm.objects import CrmObject
+from acton_pipelines.warehouse.tables import sync_runs
+
+# Salesforce keeps deletions 15 days; a day of margin for clocks and slow runs.
+DELETION_LOG_DAYS = 14
+
+
+def last_successful_sync(engine: Engine, table: str) -> datetime | None:
+    """When the last successful sync of ``table`` started (any mode), or ``None``."""
+    if sync_runs.name not in inspect(engine).get_table_names():
+        return None
+    statement = select(func.max(sync_runs.c.started_at)).where(
+        sync_runs.c.object == table, sync_runs.c.status == "success"
+    )
+    with engine.connect() as conn:
+        started = conn.execute(statement).scalar_one()
+    if started is not None and started.tzinfo is None:
+        # SQLite hands timestamps back without their zone; they were written in UTC.
+        started = started.replace(tzinfo=UTC)
+    return started
+
+
+def deletion_log_gap(
+    client: CrmClient, engine: Engine, crm_object: CrmObject, now: datetime
+) -> str | None:
+    """Why an incremental sync of ``crm_object`` cannot trust the deletion log, or ``None``."""
+    last = last_successful_sync(engine, crm_object.table)
+    if last is None:
+        return f"{crm_object.table} has never been synced successfully"
+    if now - last > timedelta(days=DELETION_LOG_DAYS):
+        return (
+            f"the last successful sync of {crm_object.table} ({last:%Y-%m-%d %H:%M} UTC) is "
+            f"older than the CRM's deletion log ({DELETION_LOG_DAYS} days)"
+        )
+    if not crm_object.has_is_deleted or now - last < timedelta(minutes=2):
+        return None
+    log = client.deleted(crm_object.name, last, now)
+    earliest = pd.Timestamp(log["earliestDateAvailable"]).to_pydatetime()
+    if earliest > last:
+        return (
+            f"the CRM's deletion log for {crm_object.name} starts at {earliest:%Y-%m-%d %H:%M} "
+            f"UTC, after the last successful sync ({last:%Y-%m-%d %H:%M} UTC)"
+        )
+    return None

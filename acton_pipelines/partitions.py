@@ -1,0 +1,45 @@
+"""The daily sync partitions shared by every sync asset.
+
+A partition is one UTC day of CRM changes: the records whose ``SystemModstamp`` falls in that
+day. An incremental sync materializes one or two partitions; a full sync is one run over the
+whole range (``BackfillPolicy.single_run``) that reads every record and reconciles deletions.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import BackfillPolicy, DailyPartitionsDefinition
+
+# The first day of the range a full sync covers (set ACTON_SYNC_START_DATE to your go-live
+# date): a full sync records one materialization per asset per day of the range.
+DEFAULT_SYNC_START_DATE = "2026-11-01"
+
+sync_partitions = DailyPartitionsDefinition(
+    start_date=os.environ.get("ACTON_SYNC_START_DATE", DEFAULT_SYNC_START_DATE),
+    timezone="UTC",
+    # Today's partition exists while the day is under way, so hourly syncs can cover it.
+    end_offset=1,
+)
+
+sync_backfill_policy = BackfillPolicy.single_run()
+
+# Run tags: the mode a run asks for, and Dagster's partition range tags.
+SYNC_MODE_TAG = "acton/sync_mode"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def full_sync_tags() -> dict[str, str]:
+    """Tags of a full sync run: the whole partition range, mode full."""
+    keys = sync_partitions.get_partition_keys()
+    return {SYNC_MODE_TAG: "full", RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]}
+
+
+def incremental_tags(first_key: str, last_key: str | None = None) -> dict[str, str]:
+    """Tags of an incremental run over ``first_key``..``last_key`` (one or more days)."""
+    return {
+        SYNC_MODE_TAG: "incremental",
+        RANGE_START_TAG: first_key,
+        RANGE_END_TAG: last_key or first_key,
+    }
