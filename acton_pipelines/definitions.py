@@ -19,7 +19,10 @@ from acton_pipelines.jobs import full_sync_job, incremental_sync_job
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import crm_resource_from_env
 from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.schedules.deletion_log_sensor import deletion_log_sensor
 from acton_pipelines.schedules.full_sync import full_sync_schedule
+from acton_pipelines.schedules.incremental_sync import incremental_sync_schedule
+from acton_pipelines.schedules.mapping_sensor import mapping_change_sensor
 
 
 def warehouse_resource() -> WarehouseResource:
@@ -33,7 +36,8 @@ defs = Definitions(
     assets=[*crm_assets, acton_contacts, contact_scores, segments],
     asset_checks=[acton_contacts_rejects, acton_contacts_schema, acton_contacts_duplicate_emails],
     jobs=[full_sync_job, incremental_sync_job],
-    schedules=[full_sync_schedule],
+    schedules=[full_sync_schedule, incremental_sync_schedule],
+    sensors=[mapping_change_sensor, deletion_log_sensor],
     resources={
         "crm": crm_resource_from_env(),
         "warehouse": warehouse_resource(),

@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_definitions_load_with_the_full_sync_job_and_schedule() -> None:
     repository = defs.get_repository_def()
     assert repository.has_job("full_sync")
-    assert {s.name for s in repository.schedule_defs} == {"full_sync_schedule"}
+    assert {s.name for s in repository.schedule_defs} == {
+        "full_sync_schedule",
+        "incremental_sync_schedule",
+    }
     keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
     assert keys == {
         "crm_leads",

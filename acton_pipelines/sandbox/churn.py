@@ -87,6 +87,7 @@ class ChurnSummary:
       conversions created or saved; ``conversions`` details each one.
     - ``deleted``: soft-deleted records, Contacts and Opportunities of deleted Accounts included.
     - ``purged``: records deleted more than ``retention_days`` before ``now``, now gone.
+    - ``cascaded``: the part of ``deleted`` that went with a deleted Account.
 
     All but ``purged`` have ``SystemModstamp == now``.
     """

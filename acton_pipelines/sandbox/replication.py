@@ -89,7 +89,7 @@ def window(start_raw: str | None, end_raw: str | None, now: datetime) -> Window:
         raise _replication_error(
             "startDate must chronologically precede endDate by more than one minute"
         )
-    if False:
+    if start < now - UPDATED_REACH:
         raise _replication_error("startDate cannot be more than 30 days ago")
     return Window(start=start, end=end, covered=min(end, floor_minute(now)))
 
