@@ -25,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union,
 )
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Subquery
@@ -126,15 +127,12 @@ def touched_in_run(tables: dict[str, Table], run_id: str) -> dict[str, ColumnEle
     account, user = tables[ACCOUNT.table], tables[USER.table]
     opportunity = tables[OPPORTUNITY.table]
     owners = select(user.c.id).where(user.c.sync_run_id == run_id)
-    accounts = (
-        select(account.c.id)
-        .where(account.c.sync_run_id == run_id)
-        .union(select(opportunity.c.accountid).where(opportunity.c.sync_run_id == run_id))
-        .union(
-            select(sync_deletions.c.account_id).where(
-                sync_deletions.c.sync_run_id == run_id, sync_deletions.c.account_id.is_not(None)
-            )
-        )
+    accounts = union(
+        select(account.c.id).where(account.c.sync_run_id == run_id),
+        select(opportunity.c.accountid).where(opportunity.c.sync_run_id == run_id),
+        select(sync_deletions.c.account_id).where(
+            sync_deletions.c.sync_run_id == run_id, sync_deletions.c.account_id.is_not(None)
+        ),
     )
     converted_into = select(lead.c.convertedcontactid).where(
         lead.c.sync_run_id == run_id, lead.c.convertedcontactid.is_not(None)

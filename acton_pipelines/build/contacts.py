@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Select, Table, and_, delete, exists, or_, select
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    delete,
+    exists,
+    or_,
+    select,
+    union,
+)
 
 from acton_pipelines.build.contact_candidates import (
     contact_candidates,
@@ -99,19 +110,17 @@ def rebuild_everything(engine: Engine, mapping: Mapping, run_id: str, window: Sy
     return not modes or "full" in modes
 
 
-def _changed_records(tables: dict[str, Table], run_id: str, stage: Table) -> Select:
+def _changed_records(tables: dict[str, Table], run_id: str, stage: Table) -> CompoundSelect:
     """CRM Ids whose Act-On contact this run may have changed or removed."""
     lead, contact = tables[LEAD.table], tables[CONTACT.table]
-    return (
-        select(stage.c.external_id)
-        .union(select(lead.c.id).where(lead.c.sync_run_id == run_id))
-        .union(select(contact.c.id).where(contact.c.sync_run_id == run_id))
-        .union(
-            select(sync_deletions.c.record_id).where(
-                sync_deletions.c.sync_run_id == run_id,
-                sync_deletions.c.object.in_([LEAD.name, CONTACT.name]),
-            )
-        )
+    return union(
+        select(stage.c.external_id),
+        select(lead.c.id).where(lead.c.sync_run_id == run_id),
+        select(contact.c.id).where(contact.c.sync_run_id == run_id),
+        select(sync_deletions.c.record_id).where(
+            sync_deletions.c.sync_run_id == run_id,
+            sync_deletions.c.object.in_([LEAD.name, CONTACT.name]),
+        ),
     )
 
 

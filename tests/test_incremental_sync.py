@@ -1,0 +1,285 @@
+"""Incremental syncs: after CRM churn they give the tables a fresh full sync gives, read about
+as many records as changed, propagate deletions and conversions, and re-run idempotently."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from acton_pipelines.sandbox import SeedSummary, churn_sandbox
+from acton_pipelines.sandbox.store import to_storage_datetime
+from acton_pipelines.warehouse.engine import warehouse_engine
+from tests.conftest import ActonHome, make_home, run_full_sync, run_incremental_sync
+from tests.warehouse_contents import table_contents
+
+# Tables whose contents depend on the CRM alone (sync_runs and sync_deletions are history).
+DERIVED_TABLES = (
+    "crm_leads",
+    "crm_contacts",
+    "crm_accounts",
+    "crm_users",
+    "crm_opportunities",
+    "acton_contacts",
+    "acton_contact_rejects",
+    "contact_scores",
+    "segments",
+    "segment_members",
+)
+
+
+def today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def rows(home: ActonHome, sql: str, **params: object) -> list[tuple]:
+    with warehouse_engine(home.warehouse_url).connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
+def crm(home: ActonHome, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(home.sandbox_db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture
+def synced_home(
+    tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch
+) -> ActonHome:
+    """A home after its first full sync."""
+    home = make_home(tmp_path / "home", small_crm, monkeypatch)
+    assert run_full_sync(home).success
+    return home
+
+
+def fresh_full_sync_of(home: ActonHome, root: Path, monkeypatch: pytest.MonkeyPatch) -> ActonHome:
+    """A second home over a copy of ``home``'s (churned) CRM, fully synced from scratch."""
+    fresh = ActonHome(path=root, sandbox_db=root / "sandbox" / "crm.sqlite", seed=home.seed)
+    fresh.sandbox_db.parent.mkdir(parents=True)
+    fresh.sandbox_db.write_bytes(home.sandbox_db.read_bytes())
+    monkeypatch.setenv("ACTON_HOME", str(root))
+    assert run_full_sync(fresh).success
+    monkeypatch.setenv("ACTON_HOME", str(home.path))
+    return fresh
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    seed=st.integers(min_value=0, max_value=10_000),
+    updates=st.integers(min_value=0, max_value=40),
+    creates=st.integers(min_value=0, max_value=15),
+    deletes=st.integers(min_value=0, max_value=8),
+    converts=st.integers(min_value=0, max_value=6),
+)
+def test_incremental_after_churn_equals_a_fresh_full_sync(
+    tmp_path_factory: pytest.TempPathFactory,
+    small_crm: SeedSummary,
+    seed: int,
+    updates: int,
+    creates: int,
+    deletes: int,
+    converts: int,
+) -> None:
+    root = tmp_path_factory.mktemp("churn")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        home = make_home(root / "incremental", small_crm, monkeypatch)
+        assert run_full_sync(home).success
+        churn_sandbox(
+            home.sandbox_db,
+            updates=updates,
+            creates=creates,
+            deletes=deletes,
+            converts=converts,
+            seed=seed,
+        )
+        assert run_incremental_sync(home, today()).success
+        fresh = fresh_full_sync_of(home, root / "fresh", monkeypatch)
+    incremental = table_contents(home.warehouse_url, DERIVED_TABLES)
+    full = table_contents(fresh.warehouse_url, DERIVED_TABLES)
+    for name in DERIVED_TABLES:
+        assert incremental[name] == full[name], name
+
+
+def test_an_incremental_run_reads_about_what_changed(synced_home: ActonHome) -> None:
+    summary = churn_sandbox(synced_home.sandbox_db, updates=12, creates=5, deletes=3, converts=2)
+    assert run_incremental_sync(synced_home, today()).success
+    changed = crm(
+        synced_home,
+        "SELECT count(*) FROM (SELECT SystemModstamp FROM Lead UNION ALL "
+        "SELECT SystemModstamp FROM Contact UNION ALL SELECT SystemModstamp FROM Account "
+        "UNION ALL SELECT SystemModstamp FROM Opportunity UNION ALL SELECT SystemModstamp "
+        "FROM User) WHERE SystemModstamp >= ?",
+        to_storage_datetime(summary.now),
+    )[0][0]
+    runs = rows(
+        synced_home,
+        "SELECT object, mode, rows_read FROM sync_runs WHERE object LIKE 'crm%' "
+        "AND mode = 'incremental'",
+    )
+    assert {mode for _, mode, _ in runs} == {"incremental"} and len(runs) == 5
+    assert sum(read for *_, read in runs) == changed
+    (all_records,) = crm(synced_home, "SELECT count(*) FROM Lead")[0]
+    assert changed < all_records / 10
+
+
+def test_deletions_reach_acton_contacts_and_are_listed(synced_home: ActonHome) -> None:
+    summary = churn_sandbox(synced_home.sandbox_db, updates=0, creates=0, deletes=6, converts=0)
+    deleted = {i for ids in summary.deleted.values() for i in ids}
+    deleted_people = set(summary.deleted.get("Lead", []) + summary.deleted.get("Contact", []))
+    assert deleted_people
+    assert run_incremental_sync(synced_home, today()).success
+    remaining = (
+        rows(
+            synced_home,
+            "SELECT external_id FROM acton_contacts WHERE external_id IN :ids",
+            ids=tuple(deleted_people),
+        )
+        if False
+        else [
+            r
+            for r in rows(synced_home, "SELECT external_id FROM acton_contacts")
+            if r[0] in deleted_people
+        ]
+    )
+    assert remaining == []
+    listed = rows(
+        synced_home,
+        "SELECT object, record_id, detected_by FROM sync_deletions WHERE detected_by = "
+        "'deleted_in_crm'",
+    )
+    assert {record_id for _, record_id, _ in listed} == deleted
+    scores = [
+        r
+        for r in rows(synced_home, "SELECT contact_id FROM contact_scores")
+        if r[0] in deleted_people
+    ]
+    assert scores == []
+
+
+def test_a_converted_lead_continues_as_its_contact(synced_home: ActonHome) -> None:
+    summary = churn_sandbox(synced_home.sandbox_db, updates=0, creates=0, deletes=0, converts=4)
+    into_new = [c for c in summary.conversions if c.new_contact]
+    assert into_new
+    conversion = into_new[0]
+    before = rows(
+        synced_home,
+        "SELECT contact_id, record_type FROM acton_contacts WHERE external_id = :lead",
+        lead=conversion.lead_id,
+    )
+    assert before == [(conversion.lead_id, "Lead")]
+    assert run_incremental_sync(synced_home, today()).success
+    after = rows(
+        synced_home,
+        "SELECT contact_id, external_id, record_type FROM acton_contacts "
+        "WHERE contact_id = :lead OR external_id IN (:lead, :contact)",
+        lead=conversion.lead_id,
+        contact=conversion.contact_id,
+    )
+    assert after == [(conversion.lead_id, conversion.contact_id, "Contact")]
+
+
+def test_equal_timestamps_at_a_window_edge_are_not_missed(synced_home: ActonHome) -> None:
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = (midnight - timedelta(days=1)).date().isoformat()
+    leads = [
+        r[0]
+        for r in crm(
+            synced_home,
+            "SELECT Id FROM Lead WHERE IsDeleted = 0 AND IsConverted = 0 ORDER BY Id LIMIT 3",
+        )
+    ]
+    edge, before_edge, at_edge_too = leads
+    with sqlite3.connect(synced_home.sandbox_db) as conn:
+        for lead_id, stamp, title in (
+            (edge, midnight, "Edge"),
+            (at_edge_too, midnight, "Edge too"),
+            (before_edge, midnight - timedelta(milliseconds=1), "Before edge"),
+        ):
+            conn.execute(
+                "UPDATE Lead SET Title = ?, SystemModstamp = ? WHERE Id = ?",
+                (title, to_storage_datetime(stamp), lead_id),
+            )
+    titles = "SELECT external_id, job_title FROM acton_contacts WHERE external_id IN (:a, :b, :c)"
+    assert run_incremental_sync(synced_home, yesterday).success
+    after_yesterday = dict(rows(synced_home, titles, a=edge, b=before_edge, c=at_edge_too))
+    assert after_yesterday[before_edge] == "Before edge"
+    assert after_yesterday[edge] != "Edge" and after_yesterday[at_edge_too] != "Edge too"
+    assert run_incremental_sync(synced_home, today()).success
+    after_today = dict(rows(synced_home, titles, a=edge, b=before_edge, c=at_edge_too))
+    assert after_today == {edge: "Edge", at_edge_too: "Edge too", before_edge: "Before edge"}
+
+
+def test_an_old_last_sync_turns_the_incremental_run_into_a_full_sync(
+    synced_home: ActonHome,
+) -> None:
+    with warehouse_engine(synced_home.warehouse_url).begin() as conn:
+        conn.execute(
+            text("UPDATE sync_runs SET started_at = :old"),
+            {"old": datetime.now(UTC) - timedelta(days=20)},
+        )
+    assert run_incremental_sync(synced_home, today()).success
+    modes = dict(
+        rows(
+            synced_home,
+            "SELECT object, mode FROM sync_runs WHERE started_at > :recent",
+            recent=datetime.now(UTC) - timedelta(days=1),
+        )
+    )
+    assert modes["crm_leads"] == modes["crm_contacts"] == "full"
+    assert modes["acton_contacts"] == "full"
+
+
+def test_a_purged_deletion_log_turns_the_incremental_run_into_a_full_sync(
+    synced_home: ActonHome,
+) -> None:
+    # The last sync "was" three days ago; since then the recycle bin was emptied.
+    with warehouse_engine(synced_home.warehouse_url).begin() as conn:
+        conn.execute(
+            text("UPDATE sync_runs SET started_at = :old"),
+            {"old": datetime.now(UTC) - timedelta(days=3)},
+        )
+    churn_sandbox(synced_home.sandbox_db, updates=0, creates=0, deletes=2, converts=0)
+    emptied = churn_sandbox(
+        synced_home.sandbox_db,
+        updates=0,
+        creates=0,
+        deletes=0,
+        converts=0,
+        retention_days=0,
+        now=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    assert emptied.purged
+    assert run_incremental_sync(synced_home, today()).success
+    modes = dict(
+        rows(
+            synced_home,
+            "SELECT object, mode FROM sync_runs WHERE started_at > :recent",
+            recent=datetime.now(UTC) - timedelta(days=1),
+        )
+    )
+    tables = {
+        "Lead": "crm_leads",
+        "Contact": "crm_contacts",
+        "Account": "crm_accounts",
+        "Opportunity": "crm_opportunities",
+    }
+    for crm_object in emptied.purged:
+        assert modes[tables[crm_object]] == "full", crm_object
+    assert modes["acton_contacts"] == "full"
+
+
+def test_re_running_a_partition_changes_nothing(synced_home: ActonHome) -> None:
+    churn_sandbox(synced_home.sandbox_db, updates=10, creates=4, deletes=3, converts=2, seed=5)
+    assert run_incremental_sync(synced_home, today()).success
+    once = table_contents(synced_home.warehouse_url, DERIVED_TABLES)
+    assert run_incremental_sync(synced_home, today()).success
+    assert table_contents(synced_home.warehouse_url, DERIVED_TABLES) == once
