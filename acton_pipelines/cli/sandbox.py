@@ -6,6 +6,7 @@ import time
 
 import click
 
+from acton_pipelines.cli.sandbox_churn import churn
 from acton_pipelines.crm.sandbox_connection import sandbox_paths
 from acton_pipelines.sandbox import SandboxServer, seed_sandbox
 
@@ -25,6 +26,9 @@ def seed(leads: int, contacts: int, seed_value: int) -> None:
     click.echo(f"Seeding the sandbox CRM at {db_path} ({leads:,} leads, {contacts:,} contacts)...")
     summary = seed_sandbox(db_path, leads=leads, contacts=contacts, seed=seed_value)
     click.echo(str(summary))
+
+
+sandbox.add_command(churn)
 
 
 @sandbox.command()
