@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine
 
-from acton_pipelines.build.contact_frames import contact_chunks, contacts_rebuilt_in_run
+from acton_pipelines.build.contact_frames import (
+    contact_chunks,
+    contacts_rebuilt_in_run,
+    merge_contact_rows,
+)
 from acton_pipelines.crm.window import SyncWindow
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.scoring import compute_scores
 from acton_pipelines.warehouse.staged_load import StagedLoad
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
-from acton_pipelines.warehouse.tables import acton_contacts_table, contact_scores
+from acton_pipelines.warehouse.tables import contact_scores
 
 CHUNK_SIZE = 10_000
 
@@ -53,14 +57,8 @@ def build_contact_scores(
                 run.rows_read += len(contacts)
                 progress(f"contact_scores: scored {run.rows_read:,} contacts")
             with engine.begin() as conn:
-                rescored = contact_scores.c.contact_id.in_(select(load.stage.c.contact_id))
-                counts = load.merge(
-                    conn, reconcile=True, reconcile_where=None if everything else rescored
-                )
-                contact_ids = select(acton_contacts_table(mapping).c.contact_id)
-                gone = contact_scores.c.contact_id.not_in(contact_ids)
-                removed = conn.execute(delete(contact_scores).where(gone)).rowcount or 0
-                run.rows_upserted, run.rows_deleted = counts.upserted, counts.deleted + removed
+                counts = merge_contact_rows(conn, load, mapping, everything)
+                run.rows_upserted, run.rows_deleted = counts.upserted, counts.deleted
                 run.record(conn)
     except Exception as error:
         run.record_failure(engine, error)

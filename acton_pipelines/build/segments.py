@@ -7,13 +7,16 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
 
-from acton_pipelines.build.contact_frames import contact_chunks, contacts_rebuilt_in_run
+from acton_pipelines.build.contact_frames import (
+    contact_chunks,
+    contacts_rebuilt_in_run,
+    merge_contact_rows,
+)
 from acton_pipelines.crm.window import SyncWindow
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.segmentation import segment_definitions, segment_members
 from acton_pipelines.warehouse.staged_load import StagedLoad, frame_records, upsert_records
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
-from acton_pipelines.warehouse.tables import acton_contacts_table
 from acton_pipelines.warehouse.tables import segment_members as members_table
 from acton_pipelines.warehouse.tables import segments as segments_table
 
@@ -50,15 +53,9 @@ def build_segments(
                 run.rows_read += len(contacts)
                 progress(f"segments: placed {run.rows_read:,} contacts")
             with engine.begin() as conn:
-                placed = members_table.c.contact_id.in_(select(members.stage.c.contact_id))
-                counts = members.merge(
-                    conn, reconcile=True, reconcile_where=None if everything else placed
-                )
-                contact_ids = select(acton_contacts_table(mapping).c.contact_id)
-                gone = members_table.c.contact_id.not_in(contact_ids)
-                removed = conn.execute(delete(members_table).where(gone)).rowcount or 0
+                counts = merge_contact_rows(conn, members, mapping, everything)
                 sizes = _segment_sizes(conn, mapping, run_id)
-                run.rows_upserted, run.rows_deleted = counts.upserted, counts.deleted + removed
+                run.rows_upserted, run.rows_deleted = counts.upserted, counts.deleted
                 run.record(conn)
     except Exception as error:
         run.record_failure(engine, error)
