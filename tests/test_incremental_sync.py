@@ -247,7 +247,7 @@ def test_a_purged_deletion_log_turns_the_incremental_run_into_a_full_sync(
             text("UPDATE sync_runs SET started_at = :old"),
             {"old": datetime.now(UTC) - timedelta(days=3)},
         )
-    churn_sandbox(synced_home.sandbox_db, updates=0, creates=0, deletes=2, converts=0)
+    recent = churn_sandbox(synced_home.sandbox_db, updates=0, creates=0, deletes=2, converts=0)
     emptied = churn_sandbox(
         synced_home.sandbox_db,
         updates=0,
@@ -272,7 +272,10 @@ def test_a_purged_deletion_log_turns_the_incremental_run_into_a_full_sync(
         "Account": "crm_accounts",
         "Opportunity": "crm_opportunities",
     }
-    for crm_object in emptied.purged:
+    # Deletions made after the last sync and purged since: the log no longer holds them.
+    assert recent.deleted
+    for crm_object in recent.deleted:
+        assert crm_object in emptied.purged
         assert modes[tables[crm_object]] == "full", crm_object
     assert modes["acton_contacts"] == "full"
 
