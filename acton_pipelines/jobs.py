@@ -4,9 +4,12 @@ from dagster import AssetSelection, define_asset_job
 
 from acton_pipelines.partitions import SYNC_MODE_TAG
 
+# The syncs read the CRM; only the push job writes to it.
+SYNC_ASSETS = AssetSelection.all() - AssetSelection.assets("crm_push")
+
 full_sync_job = define_asset_job(
     name="full_sync",
-    selection=AssetSelection.all(),
+    selection=SYNC_ASSETS,
     tags={SYNC_MODE_TAG: "full"},
     description=(
         "Full sync (Act-On's 'Sync Now'): one run over every partition that reads every CRM "
@@ -18,12 +21,21 @@ full_sync_job = define_asset_job(
 
 incremental_sync_job = define_asset_job(
     name="incremental_sync",
-    selection=AssetSelection.all(),
+    selection=SYNC_ASSETS,
     tags={SYNC_MODE_TAG: "incremental"},
     description=(
         "Incremental sync: reads the CRM records changed (or deleted) in the selected days "
         "(SystemModstamp, with a lookback overlap), then updates only the Act-On contacts, "
         "scores and segments those changes touch. Falls back to a full sync of an object when "
         "the CRM's deletion log no longer reaches back to its last successful sync."
+    ),
+)
+
+crm_push_job = define_asset_job(
+    name="crm_push",
+    selection=AssetSelection.assets("crm_push"),
+    description=(
+        "Push scores and opt-outs to the CRM (after every successful sync, by the "
+        "push_after_sync sensor). Every write is logged in crm_push_log."
     ),
 )

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from acton_pipelines.definitions import defs as project_defs
-from acton_pipelines.jobs import full_sync_job, incremental_sync_job
+from acton_pipelines.jobs import crm_push_job, full_sync_job, incremental_sync_job
 from acton_pipelines.partitions import full_sync_tags, incremental_tags
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import SalesforceResource
@@ -155,7 +155,7 @@ def run_sync(
     definitions = Definitions(
         assets=project_defs.assets,
         asset_checks=project_defs.asset_checks,
-        jobs=[full_sync_job, incremental_sync_job],
+        jobs=[full_sync_job, incremental_sync_job, crm_push_job],
         resources={
             "crm": SalesforceResource(retry_initial_wait_seconds=0.01),
             "warehouse": WarehouseResource(url=home.warehouse_url),

@@ -31,7 +31,9 @@ def test_definitions_load_with_the_full_sync_job_and_schedule() -> None:
         "acton_contacts",
         "contact_scores",
         "segments",
+        "crm_push",
     }
+    assert repository.has_job("crm_push")
 
 
 def test_assets_are_grouped_by_domain() -> None:
@@ -57,6 +59,7 @@ def test_scores_and_segments_follow_acton_contacts_which_follows_the_crm() -> No
         "crm_opportunities",
     }
     assert parents["contact_scores"] == parents["segments"] == {"acton_contacts"}
+    assert parents["crm_push"] == {"contact_scores"}
     checks = {c.name for c in graph.asset_check_keys if c.asset_key == AssetKey("acton_contacts")}
     assert checks == {
         "acton_contacts_rejects",

@@ -6,6 +6,7 @@ import click
 
 from acton_pipelines.cli.demo import demo, summary, ui
 from acton_pipelines.cli.mapping import mapping
+from acton_pipelines.cli.push import push
 from acton_pipelines.cli.sample import sample
 from acton_pipelines.cli.sandbox import sandbox
 from acton_pipelines.cli.sync import sync
@@ -21,7 +22,7 @@ def cli() -> None:
     """
 
 
-for command in (mapping, sandbox, sync, sample, demo, summary, ui):
+for command in (mapping, sandbox, sync, push, sample, demo, summary, ui):
     cli.add_command(command)
 
 

@@ -113,6 +113,10 @@ class CrmClient:
                 "Check the instance URL and the network, then run the sync again."
             ) from error
 
+    def call(self, operation: Callable[[Salesforce], Any]) -> Any:
+        """Any simple-salesforce call, with the client's retries and API-call accounting."""
+        return self._call(operation)
+
     def describe(self, object_name: str) -> dict[str, Any]:
         """The object's describe (fields with their types), fetched once per client."""
         if object_name not in self._describes:

@@ -5,6 +5,14 @@ Salesforce request goes through: trailing-slash normalisation, injected faults, 
 deletes, session check, API usage counting and the ``Sforce-Limit-Info`` header. The Starlette
 routes below it only implement the resources.
 
+Deletes: every ``DELETE`` is refused (403 DELETE_REFUSED) and counted, before the session check,
+because this integration must never delete CRM records -- with one exception: deleting a Bulk
+API 2.0 ingest *job* (``DELETE jobs/ingest/<id>``). That is bookkeeping a well-behaved client
+does against a real org, it removes no record, and refusing it would make such a client fail
+only against the sandbox; it goes through the session check and usage count like any other
+request. Creating a bulk ``delete``/``hardDelete`` job is a record delete and is refused and
+counted as one.
+
 Handlers are ``async`` but use SQLite synchronously on purpose: requests are then served one
 at a time on the event loop, which keeps the single-file database free of lock contention,
 and the sandbox is never under production load.
@@ -32,11 +40,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from acton_pipelines.sandbox import describe, records, replication, store
+from acton_pipelines.sandbox.batch_writes import WriteOperation
+from acton_pipelines.sandbox.bulk_ingest import DELETE_OPERATIONS, IngestJobs, ResultKind
 from acton_pipelines.sandbox.errors import SalesforceApiError, not_found
 from acton_pipelines.sandbox.faults import FaultInjector
 from acton_pipelines.sandbox.objects import ObjectDef, get_object
 from acton_pipelines.sandbox.query import QueryEngine, batch_size_from_header
 from acton_pipelines.sandbox.sessions import SessionRegistry
+from acton_pipelines.sandbox.sobject_collections import save_collection
 
 DEFAULT_API_LIMIT = 100_000
 TOKEN_PATH = "/services/oauth2/token"
@@ -44,6 +55,11 @@ TOKEN_PATH = "/services/oauth2/token"
 MAX_URI_BYTES = 16_384
 _VERSION_RE = re.compile(r"^v\d+\.\d$")
 _LOCATOR_RE = re.compile(r"^(?P<locator>[A-Za-z0-9]{15,18})-(?P<offset>\d+)$")
+# The one DELETE the gate lets through: a Bulk API 2.0 ingest job (never a record).
+_INGEST_JOB_PATH_RE = re.compile(r"^/services/data/v\d+\.\d/jobs/ingest/[A-Za-z0-9]{15,18}$")
+DELETE_REFUSED_MESSAGE = (
+    "The sandbox CRM refuses deletes: this integration must never delete CRM records."
+)
 _RELEASES = {
     55: "Summer '22",
     56: "Winter '23",
@@ -68,6 +84,7 @@ class SandboxState:
     api_limit: int = DEFAULT_API_LIMIT
     faults: FaultInjector = field(default_factory=FaultInjector)
     queries: QueryEngine = field(default_factory=QueryEngine)
+    ingest_jobs: IngestJobs = field(default_factory=IngestJobs)
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -81,6 +98,15 @@ class SandboxState:
                 yield conn
         finally:
             conn.close()
+
+    def count_refused_delete(self) -> None:
+        """Count one refused delete attempt (in its own transaction, so it survives the error)."""
+        with contextlib.suppress(FileNotFoundError), self.connection() as conn:
+            store.increment_counter(conn, store.DELETES_REFUSED_KEY)
+
+
+def _delete_refused() -> SalesforceApiError:
+    return SalesforceApiError(403, "DELETE_REFUSED", DELETE_REFUSED_MESSAGE)
 
 
 def _error_response(error: SalesforceApiError) -> JSONResponse:
@@ -120,15 +146,14 @@ class _ApiGate:
         if path == TOKEN_PATH:
             await self.app(scope, receive, send)
             return
-        if method == "DELETE" and path.startswith("/services/"):
+        if (
+            method == "DELETE"
+            and path.startswith("/services/")
+            and not _INGEST_JOB_PATH_RE.match(path)
+        ):
             # Counted before the session check: any delete attempt is a bug worth surfacing.
-            with contextlib.suppress(FileNotFoundError), state.connection() as conn:
-                store.increment_counter(conn, store.DELETES_REFUSED_KEY)
-            status, body = _raw_error(
-                403,
-                "DELETE_REFUSED",
-                "The sandbox CRM refuses deletes: this integration must never delete CRM records.",
-            )
+            state.count_refused_delete()
+            status, body = _raw_error(403, "DELETE_REFUSED", DELETE_REFUSED_MESSAGE)
             await _send_raw(send, status, body, self._limit_header())
             return
         if not self._authorised(scope):
@@ -264,9 +289,8 @@ async def resources(request: Request) -> Response:
     """``GET /services/data/vXX.X``: the resources of a version."""
     version = _version(request)
     base = f"/services/data/{version}"
-    return JSONResponse(
-        {name: f"{base}/{name}" for name in ("limits", "query", "queryAll", "sobjects")}
-    )
+    names = ("composite", "jobs/ingest", "limits", "query", "queryAll", "sobjects")
+    return JSONResponse({name: f"{base}/{name}" for name in names})
 
 
 async def limits(request: Request) -> Response:
@@ -387,6 +411,64 @@ async def query_more(request: Request) -> Response:
     return JSONResponse(page)
 
 
+async def composite_sobjects(request: Request) -> Response:
+    """``POST`` (create) or ``PATCH`` (update) ``.../composite/sobjects``: up to 200 records."""
+    _version(request)
+    operation = WriteOperation.INSERT if request.method == "POST" else WriteOperation.UPDATE
+    body = await _json_body(request)
+    state = _state(request)
+    with state.connection() as conn:
+        answer = save_collection(conn, operation, body, state.clock())
+    return JSONResponse(answer)
+
+
+async def ingest_create(request: Request) -> Response:
+    """``POST .../jobs/ingest``: create an ingest job (insert or update; deletes refused)."""
+    version = _version(request)
+    body = await _json_body(request)
+    state = _state(request)
+    if body.get("operation") in DELETE_OPERATIONS:
+        state.count_refused_delete()
+        raise _delete_refused()
+    with state.connection() as conn:
+        job = state.ingest_jobs.create(conn, body, version, state.clock())
+    return JSONResponse(job.info())
+
+
+async def ingest_job(request: Request) -> Response:
+    """``GET`` (info), ``PATCH`` (close or abort) or ``DELETE`` ``.../jobs/ingest/{id}``."""
+    _version(request)
+    state = _state(request)
+    job_id = str(request.path_params["job_id"])
+    if request.method == "GET":
+        return JSONResponse(state.ingest_jobs.get(job_id).status())
+    if request.method == "DELETE":
+        state.ingest_jobs.delete(job_id)
+        return Response(status_code=204)
+    body = await _json_body(request)
+    with state.connection() as conn:
+        answer = state.ingest_jobs.change_state(conn, job_id, body, state.clock())
+    return JSONResponse(answer)
+
+
+async def ingest_batches(request: Request) -> Response:
+    """``PUT .../jobs/ingest/{id}/batches``: the job's CSV; 201 with no body, as Salesforce."""
+    _version(request)
+    _state(request).ingest_jobs.upload(str(request.path_params["job_id"]), await request.body())
+    return Response(status_code=201)
+
+
+async def ingest_results(request: Request) -> Response:
+    """``GET .../jobs/ingest/{id}/successfulResults``, ``failedResults``, ``unprocessedrecords``."""
+    _version(request)
+    wanted = str(request.path_params["kind"]).lower()
+    kind = next((k for k in ResultKind if k.value.lower() == wanted), None)
+    if kind is None:
+        raise not_found()
+    job = _state(request).ingest_jobs.get(str(request.path_params["job_id"]))
+    return Response(job.result_csv(kind), media_type="text/csv")
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SalesforceApiError)
     return _error_response(exc)
@@ -429,6 +511,11 @@ def create_app(state: SandboxState) -> ASGIApp:
         Route(f"{data}/queryAll", query_all, methods=["GET"]),
         Route(f"{data}/query/{{locator}}", query_more, methods=["GET"]),
         Route(f"{data}/queryAll/{{locator}}", query_more, methods=["GET"]),
+        Route(f"{data}/composite/sobjects", composite_sobjects, methods=["POST", "PATCH"]),
+        Route(f"{data}/jobs/ingest", ingest_create, methods=["POST"]),
+        Route(f"{data}/jobs/ingest/{{job_id}}", ingest_job, methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{data}/jobs/ingest/{{job_id}}/batches", ingest_batches, methods=["PUT"]),
+        Route(f"{data}/jobs/ingest/{{job_id}}/{{kind}}", ingest_results, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

@@ -168,8 +168,9 @@ def _next_stamp(now: datetime, previous: str | None) -> str:
     return stamp
 
 
-def _default_owner(conn: sqlite3.Connection) -> str | None:
-    # The API user owns what it creates; the sandbox's first active user plays that role.
+def api_user_id(conn: sqlite3.Connection) -> str | None:
+    """The User the API acts as: it owns what it creates, and is named as a job's creator."""
+    # A real org knows the session's user; the sandbox's first active user plays that role.
     row = conn.execute(
         f'SELECT "Id" FROM {store.quote_ident(USER.name)} '
         'WHERE "IsActive" = 1 ORDER BY "Id" LIMIT 1'
@@ -195,7 +196,7 @@ def create_record(
             record[f.name] = f.default_value
     record.update({f.name: value for f, value in changes.items()})
     if obj.has_field("OwnerId") and record.get("OwnerId") is None:
-        record["OwnerId"] = _default_owner(conn)
+        record["OwnerId"] = api_user_id(conn)
     _derive(obj, record)
     _missing_required(obj, record)
     stamp = _next_stamp(now, None)

@@ -117,6 +117,34 @@ sync_deletions = Table(
     Index("ix_sync_deletions_sync_run_id", "sync_run_id"),
 )
 
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("email", Text, primary_key=True),
+    # Where the address was first seen opted out: "crm" (HasOptedOutOfEmail), later imports.
+    Column("source", Text, nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("sync_run_id", Text),
+)
+
+crm_push_log = Table(
+    "crm_push_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("object", Text, nullable=False),
+    Column("record_id", Text, nullable=False),
+    Column("contact_id", Text),
+    Column("field", Text, nullable=False),
+    Column("old_value", Text),
+    Column("new_value", Text),
+    Column("reason", Text),
+    Column("outcome", Text, nullable=False),
+    Column("error", Text),
+    Column("sync_run_id", Text, nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Index("ix_crm_push_log_record_id", "record_id"),
+)
+
 _CRM_TYPES: dict[str, type[TypeEngine]] = {
     "boolean": Boolean,
     "int": BigInteger,

@@ -94,3 +94,17 @@ def test_sync_full_with_a_broken_mapping_fails_with_the_mapping_message(
     assert result.exit_code == 1
     assert "score_sheets.yaml" in result.output
     assert "Traceback" not in result.output
+
+
+def test_push_dry_run_prints_the_plan_and_writes_nothing(acton_home: ActonHome) -> None:
+    assert invoke("sync", "full").exit_code == 0
+    with sqlite3.connect(acton_home.sandbox_db) as conn:
+        before = conn.execute("SELECT Id, ActOn_Score__c, SystemModstamp FROM Lead").fetchall()
+    result = invoke("push", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Lead.ActOn_Score__c:" in result.output and "Contact.Fit_Score__c:" in result.output
+    with sqlite3.connect(acton_home.sandbox_db) as conn:
+        after = conn.execute("SELECT Id, ActOn_Score__c, SystemModstamp FROM Lead").fetchall()
+    assert after == before
+    assert invoke("push").exit_code == 0
+    assert "Nothing to push" in invoke("push", "--dry-run").output

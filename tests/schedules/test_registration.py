@@ -12,13 +12,39 @@ def test_schedules_and_sensors_are_registered_and_running_by_default() -> None:
     schedules = {s.name: s for s in repository.schedule_defs}
     sensors = {s.name: s for s in repository.sensor_defs}
     assert set(schedules) == {"full_sync_schedule", "incremental_sync_schedule"}
-    assert set(sensors) == {"mapping_change_sensor", "deletion_log_sensor"}
+    assert set(sensors) == {"mapping_change_sensor", "deletion_log_sensor", "push_after_sync"}
     assert schedules["incremental_sync_schedule"].job_name == "incremental_sync"
     assert all(s.default_status is DefaultScheduleStatus.RUNNING for s in schedules.values())
     for sensor in sensors.values():
         assert sensor.default_status is DefaultSensorStatus.RUNNING
-        assert [job.name for job in sensor.jobs] == ["full_sync"]
+    for name in ("mapping_change_sensor", "deletion_log_sensor"):
+        assert [job.name for job in sensors[name].jobs] == ["full_sync"]
+    assert [job.name for job in sensors["push_after_sync"].jobs] == ["crm_push"]
     # Their resources come from the Definitions (the same warehouse and mapping as the runs).
     assert sensors["deletion_log_sensor"].required_resource_keys == {"warehouse"}
     assert sensors["mapping_change_sensor"].required_resource_keys == {"mapping"}
     assert schedules["incremental_sync_schedule"].required_resource_keys == {"warehouse"}
+
+
+def test_the_push_follows_every_successful_sync() -> None:
+    from dagster import DagsterInstance, build_run_status_sensor_context, job, op
+
+    from acton_pipelines.schedules.push_after_sync import push_after_sync
+
+    @op
+    def noop() -> None: ...
+
+    @job(name="full_sync")
+    def sync_stand_in() -> None:
+        noop()
+
+    instance = DagsterInstance.ephemeral()
+    result = sync_stand_in.execute_in_process(instance=instance)
+    context = build_run_status_sensor_context(
+        sensor_name="push_after_sync",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_success_event(),
+    )
+    request = push_after_sync(context)
+    assert request.run_key == f"push-after-{result.run_id}"

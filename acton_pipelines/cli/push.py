@@ -1,0 +1,55 @@
+"""``acton push [--dry-run]``: write scores and opt-outs back to the CRM, or show the plan."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import click
+
+from acton_pipelines import settings
+from acton_pipelines.build.push import plan_push
+from acton_pipelines.cli.errors import friendly_errors
+from acton_pipelines.local_run import run_job
+from acton_pipelines.mapping import load_mapping
+from acton_pipelines.push.plan import PlannedWrite
+from acton_pipelines.warehouse.engine import warehouse_engine
+
+EXAMPLES = 3
+
+
+def render_plan(writes: list[PlannedWrite], new_opt_outs: list[str]) -> str:
+    """The plan per object and field: how many records change, a few examples, and why."""
+    if not writes and not new_opt_outs:
+        return "Nothing to push: the CRM already holds every score and opt-out."
+    grouped: dict[tuple[str, str], list[PlannedWrite]] = defaultdict(list)
+    for write in writes:
+        grouped[(write.object, write.field)].append(write)
+    records = len({(w.object, w.record_id) for w in writes})
+    lines = [f"{len(writes):,} field writes on {records:,} CRM records:"]
+    for (obj, field), group in sorted(grouped.items()):
+        lines.append(f"  {obj}.{field}: {len(group):,} records ({group[0].reason})")
+        for write in group[:EXAMPLES]:
+            lines.append(f"      {write.record_id}: {write.old_value!r} -> {write.new_value!r}")
+    if new_opt_outs:
+        lines.append(f"{len(new_opt_outs):,} addresses opted out in the CRM join the opt-out list.")
+    lines.append("Skipped by policy: none (scores and opt-outs always push).")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing, anywhere.")
+@friendly_errors
+def push(dry_run: bool) -> None:
+    """Write Act-On's scores and the opt-out list back to the CRM (only changed values)."""
+    mapping = load_mapping(settings.mapping_dir())
+    if dry_run:
+        plan = plan_push(warehouse_engine(settings.warehouse_url()), mapping)
+        click.echo(render_plan(plan.writes, plan.new_opt_outs))
+        return
+    outcome = run_job("crm_push")
+    if not outcome.success:
+        click.echo(f"The push failed (run {outcome.run_id}):", err=True)
+        for failure in outcome.failures:
+            click.echo(f"  {failure}", err=True)
+        raise SystemExit(1)
+    click.echo(f"The push finished (run {outcome.run_id}); see crm_push_log for every write.")

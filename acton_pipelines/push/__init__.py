@@ -1,0 +1,1 @@
+"""Writing back to the CRM: scores and opt-outs (more in a later issue), always logged."""

@@ -1,0 +1,70 @@
+"""Sending planned writes through sObject Collections (200 records a call), per-record results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from simple_salesforce.exceptions import SalesforceError
+
+from acton_pipelines.crm.client import CrmClient, describe_error
+from acton_pipelines.push.plan import PlannedWrite
+
+COLLECTION_SIZE = 200
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    """What the CRM answered for one planned write."""
+
+    write: PlannedWrite
+    success: bool
+    error: str | None = None
+
+
+def _records(writes: list[PlannedWrite]) -> list[tuple[tuple[str, str], list[PlannedWrite]]]:
+    # One record per CRM row: several fields of the same record go in one update.
+    grouped: dict[tuple[str, str], list[PlannedWrite]] = {}
+    for write in writes:
+        grouped.setdefault((write.object, write.record_id), []).append(write)
+    return list(grouped.items())
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _error_text(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{e.get('statusCode', 'ERROR')}: {e.get('message', '')}" for e in errors)
+
+
+def send_updates(client: CrmClient, writes: list[PlannedWrite]) -> list[WriteOutcome]:
+    """Update the records (``allOrNone: false``): one record's failure never blocks another.
+
+    A call that fails as a whole (after the client's retries) fails each of its records, with
+    the reason; nothing is lost, the next push plans them again. Never sends a DELETE.
+    """
+    outcomes: list[WriteOutcome] = []
+    for chunk in _chunks(_records(writes), COLLECTION_SIZE):
+        body = {
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": obj}, "id": record_id}
+                | {w.field: w.new_value for w in fields}
+                for (obj, record_id), fields in chunk
+            ],
+        }
+        try:
+            results = client.call(
+                lambda sf, body=body: sf.restful("composite/sobjects", method="PATCH", json=body)
+            )
+        except SalesforceError as error:
+            reason = describe_error(error)
+            outcomes += [WriteOutcome(w, False, reason) for _, fields in chunk for w in fields]
+            continue
+        for (_, fields), result in zip(chunk, results, strict=True):
+            error = None if result.get("success") else _error_text(result.get("errors", []))
+            outcomes += [WriteOutcome(w, error is None, error) for w in fields]
+    return outcomes

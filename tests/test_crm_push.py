@@ -1,0 +1,159 @@
+"""The push of scores and opt-outs to the sandbox CRM: what it writes, its log, its dry run."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from acton_pipelines.build.push import plan_push
+from acton_pipelines.mapping import load_mapping
+from acton_pipelines.sandbox import SeedSummary
+from acton_pipelines.sandbox.store import DELETES_REFUSED_KEY
+from acton_pipelines.warehouse.engine import warehouse_engine
+from tests.conftest import ActonHome, make_home, run_full_sync, run_sync
+
+WELL_FORMED = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+MAPPING = load_mapping(Path(__file__).resolve().parents[1] / "mapping_config")
+
+
+def run_push(home: ActonHome) -> str:
+    result = run_sync(home, "crm_push", {})
+    assert result.success
+    return result.run_id
+
+
+def rows(home: ActonHome, sql: str, **params: object) -> list[tuple]:
+    with warehouse_engine(home.warehouse_url).connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
+def crm(home: ActonHome, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(home.sandbox_db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def deletes_sent(home: ActonHome) -> int:
+    found = crm(home, "SELECT value FROM _sandbox_meta WHERE key = ?", DELETES_REFUSED_KEY)
+    return int(found[0][0]) if found else 0
+
+
+@pytest.fixture
+def synced_home(
+    tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch
+) -> ActonHome:
+    home = make_home(tmp_path / "home", small_crm, monkeypatch)
+    assert run_full_sync(home).success
+    return home
+
+
+def test_after_a_push_the_crm_score_fields_equal_the_computed_scores(
+    synced_home: ActonHome,
+) -> None:
+    run_push(synced_home)
+    computed = dict(
+        ((contact_id, sheet), score)
+        for contact_id, sheet, score in rows(
+            synced_home, "SELECT contact_id, score_sheet, score FROM contact_scores"
+        )
+    )
+    contacts = rows(synced_home, "SELECT contact_id, external_id, record_type FROM acton_contacts")
+    in_crm = {
+        record_id: (primary, fit)
+        for table in ("Lead", "Contact")
+        for record_id, primary, fit in crm(
+            synced_home, f"SELECT Id, ActOn_Score__c, Fit_Score__c FROM {table}"
+        )
+    }
+    for contact_id, external_id, _ in contacts:
+        assert in_crm[external_id] == (
+            computed[(contact_id, "default")],
+            computed[(contact_id, "fit")],
+        ), external_id
+    assert deletes_sent(synced_home) == 0
+
+
+def test_opted_out_addresses_are_opted_out_on_every_record_that_has_them(
+    synced_home: ActonHome,
+) -> None:
+    opted_out = {
+        e.lower()
+        for (e,) in crm(
+            synced_home,
+            "SELECT Email FROM Lead WHERE HasOptedOutOfEmail = 1 AND IsDeleted = 0 AND "
+            "IsConverted = 0 AND Email IS NOT NULL UNION SELECT Email FROM Contact WHERE "
+            "HasOptedOutOfEmail = 1 AND IsDeleted = 0 AND Email IS NOT NULL",
+        )
+    }
+    run_push(synced_home)
+    listed = {e for (e,) in rows(synced_home, "SELECT email FROM opt_outs")}
+    # Malformed addresses are quarantined (acton_contact_rejects), not listed.
+    assert {e for e in opted_out if WELL_FORMED.fullmatch(e)} <= listed
+    assert listed <= opted_out
+    contacts = rows(
+        synced_home, "SELECT external_id, email FROM acton_contacts WHERE email IS NOT NULL"
+    )
+    flags = {
+        record_id: flag
+        for table in ("Lead", "Contact")
+        for record_id, flag in crm(synced_home, f"SELECT Id, HasOptedOutOfEmail FROM {table}")
+    }
+    for external_id, email in contacts:
+        if email in listed:
+            assert flags[external_id] == 1, external_id
+
+
+def test_the_dry_run_predicts_exactly_what_the_push_writes(synced_home: ActonHome) -> None:
+    before = crm(synced_home, "SELECT Id, ActOn_Score__c, SystemModstamp FROM Contact ORDER BY Id")
+    plan = plan_push(warehouse_engine(synced_home.warehouse_url), MAPPING)
+    after_plan = crm(
+        synced_home, "SELECT Id, ActOn_Score__c, SystemModstamp FROM Contact ORDER BY Id"
+    )
+    assert after_plan == before  # the dry run wrote nothing
+    run_id = run_push(synced_home)
+    logged = rows(
+        synced_home,
+        "SELECT object, record_id, field, new_value, outcome FROM crm_push_log "
+        "WHERE sync_run_id = :run",
+        run=run_id,
+    )
+    assert {o for *_, o in logged} == {"success"}
+    predicted = {(w.object, w.record_id, w.field, str(w.new_value)) for w in plan.writes}
+    assert {row[:4] for row in logged} == predicted
+    assert len(logged) == len(plan.writes) > 0
+    assert plan_push(warehouse_engine(synced_home.warehouse_url), MAPPING).writes == []
+
+
+def test_a_failed_record_is_logged_and_retried_by_the_next_push(synced_home: ActonHome) -> None:
+    plan = plan_push(warehouse_engine(synced_home.warehouse_url), MAPPING)
+    victim = next(w.record_id for w in plan.writes if w.object == "Contact")
+    with sqlite3.connect(synced_home.sandbox_db) as conn:
+        conn.execute("UPDATE Contact SET IsDeleted = 1 WHERE Id = ?", (victim,))
+    first = run_push(synced_home)
+    failed = rows(
+        synced_home,
+        "SELECT record_id, outcome, error FROM crm_push_log WHERE sync_run_id = :run AND "
+        "outcome = 'failed'",
+        run=first,
+    )
+    assert {r[0] for r in failed} == {victim}
+    assert all("ENTITY_IS_DELETED" in r[2] for r in failed)
+    others = rows(
+        synced_home,
+        "SELECT count(*) FROM crm_push_log WHERE sync_run_id = :run AND outcome = 'success'",
+        run=first,
+    )[0][0]
+    assert others == len(plan.writes) - len(failed)
+    with sqlite3.connect(synced_home.sandbox_db) as conn:
+        conn.execute("UPDATE Contact SET IsDeleted = 0 WHERE Id = ?", (victim,))
+    second = run_push(synced_home)
+    retried = rows(
+        synced_home,
+        "SELECT record_id, outcome FROM crm_push_log WHERE sync_run_id = :run",
+        run=second,
+    )
+    assert {r for r in retried} == {(victim, "success")}
+    assert deletes_sent(synced_home) == 0
