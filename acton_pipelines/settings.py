@@ -4,6 +4,7 @@
                       demo (default ``.acton/`` in the repository; git-ignored).
 ``ACTON_MAPPING_DIR`` the mapping folder (default ``mapping_config/`` in the repository).
 ``ACTON_WAREHOUSE_URL`` SQLAlchemy URL of the warehouse (default a SQLite file in ``ACTON_HOME``).
+``ACTON_IMPORTS_DIR`` the folder of Act-On-side CSV files to import (default ``ACTON_HOME/imports``).
 """
 
 from __future__ import annotations
@@ -46,5 +47,14 @@ def sandbox_dir() -> Path:
 def dagster_home() -> Path:
     """Dagster's home for local runs (``DAGSTER_HOME`` if set, else ``ACTON_HOME/dagster``)."""
     path = Path(os.environ.get("DAGSTER_HOME") or acton_home() / "dagster")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def imports_dir() -> Path:
+    """The folder Act-On-side CSV files are dropped into (``ACTON_IMPORTS_DIR``, default
+    ``ACTON_HOME/imports``), created on first use."""
+    configured = os.environ.get("ACTON_IMPORTS_DIR")
+    path = Path(configured).expanduser() if configured else acton_home() / "imports"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine
+import pandas as pd
+from sqlalchemy import Engine, inspect, select
 
 from acton_pipelines.build.contact_frames import (
     contact_chunks,
@@ -17,9 +18,20 @@ from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.scoring import compute_scores
 from acton_pipelines.warehouse.staged_load import StagedLoad
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
-from acton_pipelines.warehouse.tables import contact_scores
+from acton_pipelines.warehouse.tables import acton_activity, contact_scores
 
 CHUNK_SIZE = 10_000
+
+
+def _activity_of(engine: Engine, contacts: pd.DataFrame) -> pd.DataFrame | None:
+    """The imported activity of a chunk's contacts, for the sheets' behaviour rules."""
+    if acton_activity.name not in inspect(engine).get_table_names():
+        return None
+    ids = list(contacts["contact_id"])
+    columns = [acton_activity.c[c] for c in ("contact_id", "activity", "occurred_at", "asset")]
+    with engine.connect() as conn:
+        rows = conn.execute(select(*columns).where(acton_activity.c.contact_id.in_(ids))).all()
+    return pd.DataFrame(rows, columns=["contact_id", "activity", "occurred_at", "asset"])
 
 
 def build_contact_scores(
@@ -46,7 +58,9 @@ def build_contact_scores(
         with StagedLoad(engine, contact_scores, ["contact_id", "score_sheet"]) as load:
             computed_at = utc_now()
             for contacts in contact_chunks(engine, mapping, chunk_size, only_run):
-                scores = compute_scores(contacts, mapping, computed_at)
+                scores = compute_scores(
+                    contacts, mapping, computed_at, activity=_activity_of(engine, contacts)
+                )
                 scores["sync_run_id"] = run_id
                 load.append(scores)
                 for sheet, values in scores.groupby("score_sheet")["score"]:

@@ -23,6 +23,16 @@ def check_identifier(name: str) -> str:
     return name
 
 
+_RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+
+
+def check_record_id(record_id: str) -> str:
+    """A Salesforce record Id safe to quote in SOQL, or ``ValueError``."""
+    if not _RECORD_ID.match(record_id):
+        raise ValueError(f"'{record_id}' is not a Salesforce record Id")
+    return record_id
+
+
 def build_soql(crm_object: CrmObject, fields: Iterable[str], window: SyncWindow) -> str:
     """``SELECT <fields> FROM <object> [WHERE SystemModstamp in the window]``.
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from simple_salesforce.exceptions import SalesforceError
 
 from acton_pipelines.crm.client import CrmClient, describe_error
+from acton_pipelines.crm.extract import check_record_id
 from acton_pipelines.push.plan import PlannedWrite
 
 COLLECTION_SIZE = 200
@@ -40,7 +41,66 @@ def _error_text(errors: list[dict[str, Any]]) -> str:
     return "; ".join(f"{e.get('statusCode', 'ERROR')}: {e.get('message', '')}" for e in errors)
 
 
+CONVERTED_LEAD = "CANNOT_UPDATE_CONVERTED_LEAD"
+
+
+def _converted_contacts(client: CrmClient, lead_ids: list[str]) -> dict[str, str]:
+    """The Contact each converted Lead became (Lead Id -> ConvertedContactId)."""
+    if not lead_ids:
+        return {}
+    quoted = ", ".join(f"'{check_record_id(i)}'" for i in lead_ids)
+    soql = f"SELECT Id, ConvertedContactId FROM Lead WHERE Id IN ({quoted})"
+    return {
+        r["Id"]: r["ConvertedContactId"]
+        for page in client.query_pages(soql)
+        for r in page.records
+        if r.get("ConvertedContactId")
+    }
+
+
 def send_updates(client: CrmClient, writes: list[PlannedWrite]) -> list[WriteOutcome]:
+    """Update the records; a write refused because its Lead has converted since the last pull
+    goes to the Contact the Lead became (converted Leads cannot be updated)."""
+    outcomes = _send_updates(client, writes)
+    refused = [o.write for o in outcomes if not o.success and CONVERTED_LEAD in (o.error or "")]
+    if not refused:
+        return outcomes
+    contacts = _converted_contacts(client, sorted({w.record_id for w in refused}))
+    redirected = [
+        replace(w, object="Contact", record_id=contacts[w.record_id])
+        for w in refused
+        if w.record_id in contacts
+    ]
+    kept = [o for o in outcomes if o.write not in refused or o.write.record_id not in contacts]
+    return kept + _send_updates(client, redirected)
+
+
+def send_creates(
+    client: CrmClient, leads: list[tuple[str, dict[str, Any]]]
+) -> dict[str, tuple[str | None, str | None]]:
+    """Create Leads (``allOrNone: false``); per key: the new Id, or None and the error."""
+    created: dict[str, tuple[str | None, str | None]] = {}
+    for chunk in _chunks(leads, COLLECTION_SIZE):
+        body = {
+            "allOrNone": False,
+            "records": [{"attributes": {"type": "Lead"}} | fields for _, fields in chunk],
+        }
+        try:
+            results = client.call(
+                lambda sf, body=body: sf.restful("composite/sobjects", method="POST", json=body)
+            )
+        except SalesforceError as error:
+            created |= {key: (None, describe_error(error)) for key, _ in chunk}
+            continue
+        for (key, _), result in zip(chunk, results, strict=True):
+            if result.get("success"):
+                created[key] = (result["id"], None)
+            else:
+                created[key] = (None, _error_text(result.get("errors", [])))
+    return created
+
+
+def _send_updates(client: CrmClient, writes: list[PlannedWrite]) -> list[WriteOutcome]:
     """Update the records (``allOrNone: false``): one record's failure never blocks another.
 
     A call that fails as a whole (after the client's retries) fails each of its records, with

@@ -121,16 +121,98 @@ opt_outs = Table(
     "opt_outs",
     metadata,
     Column("email", Text, primary_key=True),
-    # Where the address was first seen opted out: "crm" (HasOptedOutOfEmail), later imports.
+    # False once the address opted back in on the Act-On side (an opt-ins import); the push
+    # then sends HasOptedOutOfEmail = false. CRM pulls only ever add or re-confirm true.
+    Column("opted_out", Boolean, nullable=False, default=True),
+    # Where the address was first seen opted out: "crm" (HasOptedOutOfEmail) or an import file.
     Column("source", Text, nullable=False),
     Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", DateTime(timezone=True)),
     Column("sync_run_id", Text),
+)
+
+_AUTO_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+acton_import_files = Table(
+    "acton_import_files",
+    metadata,
+    Column("sha256", Text, primary_key=True),
+    Column("file_name", Text, nullable=False),
+    # contacts, opt_outs, opt_ins, edits, activity
+    Column("kind", Text, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("rows_applied", BigInteger, nullable=False),
+    Column("rows_rejected", BigInteger, nullable=False),
+    # applied: every row applied; rejected: nothing applied (see acton_import_rejects)
+    Column("status", Text, nullable=False),
+    Column("message", Text),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("sync_run_id", Text),
+)
+
+acton_import_rejects = Table(
+    "acton_import_rejects",
+    metadata,
+    Column("sha256", Text, primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("column", Text, primary_key=True),
+    Column("file_name", Text, nullable=False),
+    Column("value", Text),
+    Column("reason", Text, nullable=False),
+    Column("sync_run_id", Text),
+)
+
+acton_activity = Table(
+    "acton_activity",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True),
+    Column("contact_id", Text, nullable=False),
+    Column("email", Text),
+    # email_open, email_click, web_visit, form_submit
+    Column("activity", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("asset", Text),
+    Column("source_file", Text),
+    Column("line", Integer),
+    Index("ix_acton_activity_contact_id", "contact_id"),
+)
+
+acton_field_edits = Table(
+    "acton_field_edits",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True),
+    Column("contact_id", Text, nullable=False),
+    Column("email", Text),
+    Column("field", Text, nullable=False),
+    Column("column", Text, nullable=False),
+    Column("value", Text),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("source_file", Text),
+    Column("line", Integer),
+    # pending, pushed, skipped_by_policy, superseded (the CRM changed later), failed
+    Column("push_status", Text, nullable=False, default="pending"),
+    Column("pushed_at", DateTime(timezone=True)),
+    Index("ix_acton_field_edits_contact_id", "contact_id"),
+)
+
+crm_create_requests = Table(
+    "crm_create_requests",
+    metadata,
+    Column("contact_id", Text, primary_key=True),
+    Column("email", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("source_file", Text),
+    # pending, created, failed
+    Column("status", Text, nullable=False, default="pending"),
+    Column("crm_object", Text),
+    Column("crm_id", Text),
+    Column("error", Text),
 )
 
 crm_push_log = Table(
     "crm_push_log",
     metadata,
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("id", _AUTO_ID, primary_key=True),
     Column("object", Text, nullable=False),
     Column("record_id", Text, nullable=False),
     Column("contact_id", Text),

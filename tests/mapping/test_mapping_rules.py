@@ -299,14 +299,13 @@ def test_rule_names_are_unique_in_a_sheet(edit: Edit, problems: Problems) -> Non
 def test_behavior_window_is_positive(edit: Edit, problems: Problems) -> None:
     line = edit(
         SHEETS,
-        "    behavior_rules: []\n\n",
-        "    behavior_rules:\n      - {name: Clicked, activity: email_click, points: 5, "
-        "within_days: 0}\n\n",
+        "{name: Clicked an email, activity: email_click, points: 5, within_days: 30}",
+        "{name: Clicked an email, activity: email_click, points: 5, within_days: 0}",
     )
     problem = only(problems())
     assert (problem.entry, problem.line) == (
-        'score_sheets[0] "default" behavior_rules[0] "Clicked"',
-        line + 1,
+        'score_sheets[0] "default" behavior_rules[1] "Clicked an email"',
+        line,
     )
     assert "within_days must be at least 1, got 0; remove it" in problem.message
 
