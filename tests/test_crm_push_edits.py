@@ -1,0 +1,225 @@
+"""Act-On-side edits, opt-ins and "create in CRM" requests pushed to the sandbox CRM, under the
+push policy."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import insert, select, text, update
+
+from acton_pipelines.sandbox import SeedSummary, churn_sandbox
+from acton_pipelines.warehouse.engine import warehouse_engine
+from acton_pipelines.warehouse.tables import (
+    acton_field_edits,
+    crm_create_requests,
+    opt_outs,
+)
+from tests.conftest import ActonHome, make_home, run_full_sync, run_sync
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "mapping_config"
+
+
+@pytest.fixture
+def home(tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch) -> ActonHome:
+    """A synced home whose scores are already in the CRM (so pushes below are only edits)."""
+    synced = make_home(tmp_path / "home", small_crm, monkeypatch)
+    assert run_full_sync(synced).success
+    assert run_sync(synced, "crm_push", {}).success
+    return synced
+
+
+def crm(home: ActonHome, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(home.sandbox_db) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def rows(home: ActonHome, sql: str, **params: object) -> list[tuple]:
+    with warehouse_engine(home.warehouse_url).connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), params)]
+
+
+def a_contact(home: ActonHome, record_type: str) -> tuple[str, str]:
+    (contact_id, external_id) = rows(
+        home,
+        "SELECT contact_id, external_id FROM acton_contacts WHERE record_type = :t "
+        "AND email IS NOT NULL ORDER BY contact_id LIMIT 1",
+        t=record_type,
+    )[0]
+    return contact_id, external_id
+
+
+def edit(home: ActonHome, contact_id: str, field: str, value: str, at: datetime) -> int:
+    column = field.lower().replace(" ", "_")
+    with warehouse_engine(home.warehouse_url).begin() as conn:
+        return conn.execute(
+            insert(acton_field_edits).values(
+                contact_id=contact_id,
+                field=field,
+                column=column,
+                value=value,
+                changed_at=at,
+                push_status="pending",
+            )
+        ).inserted_primary_key[0]
+
+
+def status_of(home: ActonHome, edit_id: int) -> str:
+    with warehouse_engine(home.warehouse_url).connect() as conn:
+        return conn.execute(
+            select(acton_field_edits.c.push_status).where(acton_field_edits.c.id == edit_id)
+        ).scalar_one()
+
+
+def push(home: ActonHome, mapping_dir: Path | None = None) -> str:
+    result = run_sync(home, "crm_push", {}, mapping_dir)
+    assert result.success
+    return result.run_id
+
+
+LATER = datetime.now(UTC) + timedelta(minutes=5)
+
+
+def test_an_allowed_edit_updates_the_existing_record_and_is_logged(home: ActonHome) -> None:
+    contact_id, external_id = a_contact(home, "Contact")
+    edit_id = edit(home, contact_id, "Job Title", "Chief Fun Officer", LATER)
+    run_id = push(home)
+    assert crm(home, "SELECT Title FROM Contact WHERE Id = ?", external_id) == [
+        ("Chief Fun Officer",)
+    ]
+    assert status_of(home, edit_id) == "pushed"
+    assert rows(
+        home,
+        "SELECT object, field, new_value, outcome FROM crm_push_log WHERE sync_run_id = :r",
+        r=run_id,
+    ) == [("Contact", "Title", "Chief Fun Officer", "success")]
+
+
+def test_allow_push_off_keeps_the_crm_record_as_it_is(home: ActonHome) -> None:
+    contact_id, external_id = a_contact(home, "Lead")
+    (before,) = crm(home, "SELECT AnnualRevenue FROM Lead WHERE Id = ?", external_id)[0]
+    edit_id = edit(home, contact_id, "Annual Revenue", "12345", LATER)
+    push(home)
+    assert crm(home, "SELECT AnnualRevenue FROM Lead WHERE Id = ?", external_id) == [(before,)]
+    assert status_of(home, edit_id) == "skipped_by_policy"
+
+
+def test_a_field_read_through_a_relationship_is_not_pushed(home: ActonHome) -> None:
+    contact_id, _ = a_contact(home, "Contact")
+    edit_id = edit(home, contact_id, "Company", "Renamed Inc", LATER)
+    push(home)
+    assert status_of(home, edit_id) == "skipped_by_policy"
+
+
+def test_the_most_recent_change_wins_and_ties_go_to_the_crm(home: ActonHome) -> None:
+    contact_id, external_id = a_contact(home, "Contact")
+    (modified,) = rows(
+        home, "SELECT crm_modified_at FROM acton_contacts WHERE contact_id = :c", c=contact_id
+    )[0]
+    stamp = pd.Timestamp(modified)  # SQLite hands text back through text()
+    modified = (stamp if stamp.tzinfo else stamp.tz_localize("UTC")).to_pydatetime()
+    (title,) = crm(home, "SELECT Title FROM Contact WHERE Id = ?", external_id)[0]
+    tie = edit(home, contact_id, "Job Title", "Tie", modified)
+    older = edit(home, contact_id, "Phone", "+1 555 0100", modified - timedelta(days=1))
+    push(home)
+    assert status_of(home, tie) == status_of(home, older) == "superseded"
+    assert crm(home, "SELECT Title FROM Contact WHERE Id = ?", external_id) == [(title,)]
+
+
+def test_pull_only_policy_pushes_no_edits_but_still_scores(home: ActonHome, tmp_path: Path) -> None:
+    config = tmp_path / "pull_only"
+    shutil.copytree(REPO_CONFIG, config)
+    mapping_file = config / "contact_mapping.yaml"
+    mapping_file.write_text(
+        mapping_file.read_text().replace("push_policy: two_way", "push_policy: pull_only")
+    )
+    contact_id, external_id = a_contact(home, "Contact")
+    edit_id = edit(home, contact_id, "Job Title", "Should Not Arrive", LATER)
+    with warehouse_engine(home.warehouse_url).begin() as conn:
+        conn.execute(
+            text("UPDATE acton_contacts SET act_on_primary_score = 1 WHERE contact_id = :c"),
+            {"c": contact_id},
+        )
+    run_id = push(home, config)
+    assert status_of(home, edit_id) == "skipped_by_policy"
+    fields = {
+        r[0] for r in rows(home, "SELECT field FROM crm_push_log WHERE sync_run_id = :r", r=run_id)
+    }
+    assert fields == {"ActOn_Score__c"}
+
+
+def test_an_opt_in_sends_false_for_the_address(home: ActonHome) -> None:
+    (external_id, email) = crm(
+        home,
+        "SELECT Id, Email FROM Contact WHERE HasOptedOutOfEmail = 1 AND IsDeleted = 0 "
+        "AND Email LIKE '%@%.%' AND Email NOT LIKE '% %' ORDER BY Id LIMIT 1",
+    )[0]
+    with warehouse_engine(home.warehouse_url).begin() as conn:
+        conn.execute(
+            update(opt_outs)
+            .where(opt_outs.c.email == email.lower())
+            .values(opted_out=False, changed_at=LATER)
+        )
+    push(home)
+    assert crm(home, "SELECT HasOptedOutOfEmail FROM Contact WHERE Id = ?", external_id) == [(0,)]
+
+
+def test_a_create_in_crm_request_creates_a_lead_with_every_mapped_field(
+    home: ActonHome,
+) -> None:
+    contact_id = "acton:new.person@example.com"
+    now = datetime.now(UTC)
+    with warehouse_engine(home.warehouse_url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO acton_contacts (contact_id, email, first_name, last_name, company, "
+                "annual_revenue, source, updated_at) VALUES (:c, 'new.person@example.com', "
+                "'New', 'Person', 'Newco', 250000, 'acton', :now)"
+            ),
+            {"c": contact_id, "now": now},
+        )
+        conn.execute(
+            insert(crm_create_requests).values(
+                contact_id=contact_id,
+                email="new.person@example.com",
+                requested_at=now,
+                status="pending",
+            )
+        )
+    push(home)
+    (crm_id, status) = rows(
+        home, "SELECT crm_id, status FROM crm_create_requests WHERE contact_id = :c", c=contact_id
+    )[0]
+    assert status == "created"
+    assert crm(
+        home,
+        "SELECT FirstName, LastName, Company, AnnualRevenue, Email FROM Lead WHERE Id = ?",
+        crm_id,
+    ) == [("New", "Person", "Newco", 250000.0, "new.person@example.com")]
+    assert rows(
+        home, "SELECT contact_id, record_type FROM acton_contacts WHERE external_id = :i", i=crm_id
+    ) == [(crm_id, "Lead")]
+
+
+def test_a_write_to_a_lead_converted_since_the_pull_goes_to_its_contact(
+    home: ActonHome,
+) -> None:
+    summary = churn_sandbox(home.sandbox_db, updates=0, creates=0, deletes=0, converts=3)
+    conversion = summary.conversions[0]
+    edit_id = edit(home, conversion.lead_id, "Job Title", "Converted Title", LATER)
+    run_id = push(home)
+    assert status_of(home, edit_id) == "pushed"
+    assert crm(home, "SELECT Title FROM Contact WHERE Id = ?", conversion.contact_id) == [
+        ("Converted Title",)
+    ]
+    logged = rows(
+        home,
+        "SELECT object, record_id, outcome FROM crm_push_log WHERE sync_run_id = :r "
+        "AND field = 'Title'",
+        r=run_id,
+    )
+    assert logged == [("Contact", conversion.contact_id, "success")]
