@@ -12,16 +12,23 @@ from acton_pipelines.assets.acton_contacts import (
     acton_contacts_rejects,
     acton_contacts_schema,
 )
+from acton_pipelines.assets.acton_imports import acton_imports
 from acton_pipelines.assets.contact_scores import contact_scores
 from acton_pipelines.assets.crm import crm_assets
 from acton_pipelines.assets.crm_push import crm_push
 from acton_pipelines.assets.segments import segments
-from acton_pipelines.jobs import crm_push_job, full_sync_job, incremental_sync_job
+from acton_pipelines.jobs import (
+    acton_imports_job,
+    crm_push_job,
+    full_sync_job,
+    incremental_sync_job,
+)
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import crm_resource_from_env
 from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.schedules.deletion_log_sensor import deletion_log_sensor
 from acton_pipelines.schedules.full_sync import full_sync_schedule
+from acton_pipelines.schedules.imports_sensor import imports_sensor
 from acton_pipelines.schedules.incremental_sync import incremental_sync_schedule
 from acton_pipelines.schedules.mapping_sensor import mapping_change_sensor
 from acton_pipelines.schedules.push_after_sync import push_after_sync
@@ -35,11 +42,11 @@ def warehouse_resource() -> WarehouseResource:
 
 
 defs = Definitions(
-    assets=[*crm_assets, acton_contacts, contact_scores, segments, crm_push],
+    assets=[*crm_assets, acton_contacts, acton_imports, contact_scores, segments, crm_push],
     asset_checks=[acton_contacts_rejects, acton_contacts_schema, acton_contacts_duplicate_emails],
-    jobs=[full_sync_job, incremental_sync_job, crm_push_job],
+    jobs=[full_sync_job, incremental_sync_job, crm_push_job, acton_imports_job],
     schedules=[full_sync_schedule, incremental_sync_schedule],
-    sensors=[mapping_change_sensor, deletion_log_sensor, push_after_sync],
+    sensors=[mapping_change_sensor, deletion_log_sensor, push_after_sync, imports_sensor],
     resources={
         "crm": crm_resource_from_env(),
         "warehouse": warehouse_resource(),

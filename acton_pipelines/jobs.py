@@ -4,8 +4,9 @@ from dagster import AssetSelection, define_asset_job
 
 from acton_pipelines.partitions import SYNC_MODE_TAG
 
-# The syncs read the CRM; only the push job writes to it.
-SYNC_ASSETS = AssetSelection.all() - AssetSelection.assets("crm_push")
+# The syncs read the CRM; only the push job writes to it. Imports run on their own, when files
+# arrive (imports_sensor), not with every sync.
+SYNC_ASSETS = AssetSelection.all() - AssetSelection.assets("crm_push", "acton_imports")
 
 full_sync_job = define_asset_job(
     name="full_sync",
@@ -37,5 +38,14 @@ crm_push_job = define_asset_job(
     description=(
         "Push scores and opt-outs to the CRM (after every successful sync, by the "
         "push_after_sync sensor). Every write is logged in crm_push_log."
+    ),
+)
+
+acton_imports_job = define_asset_job(
+    name="acton_imports",
+    selection=AssetSelection.assets("acton_imports"),
+    description=(
+        "Import the new CSV files of the imports folder (ACTON_IMPORTS_DIR): Act-On-side "
+        "contacts, opt-outs, opt-ins, field edits and activity; launched by imports_sensor."
     ),
 )

@@ -4,7 +4,7 @@
                       demo (default ``.acton/`` in the repository; git-ignored).
 ``ACTON_MAPPING_DIR`` the mapping folder (default ``mapping_config/`` in the repository).
 ``ACTON_WAREHOUSE_URL`` SQLAlchemy URL of the warehouse (default a SQLite file in ``ACTON_HOME``).
-``ACTON_IMPORTS_DIR`` the folder of Act-On-side CSV files to import (default ``ACTON_HOME/imports``).
+``ACTON_IMPORTS_DIR`` the folder of Act-On-side CSV files (default ``ACTON_HOME/imports``).
 """
 
 from __future__ import annotations

@@ -32,8 +32,10 @@ def test_definitions_load_with_the_full_sync_job_and_schedule() -> None:
         "contact_scores",
         "segments",
         "crm_push",
+        "acton_imports",
     }
     assert repository.has_job("crm_push")
+    assert repository.has_job("acton_imports")
 
 
 def test_assets_are_grouped_by_domain() -> None:
@@ -41,6 +43,7 @@ def test_assets_are_grouped_by_domain() -> None:
     group = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert group["crm_leads"] == groups.CRM
     assert group["acton_contacts"] == groups.ACTON_CONTACTS
+    assert group["acton_imports"] == groups.ACTON_CONTACTS
     assert group["contact_scores"] == groups.SCORING
     assert group["segments"] == groups.SEGMENTATION
 
@@ -60,12 +63,21 @@ def test_scores_and_segments_follow_acton_contacts_which_follows_the_crm() -> No
     }
     assert parents["contact_scores"] == parents["segments"] == {"acton_contacts"}
     assert parents["crm_push"] == {"contact_scores"}
+    assert parents["acton_imports"] == {"acton_contacts"}
     checks = {c.name for c in graph.asset_check_keys if c.asset_key == AssetKey("acton_contacts")}
     assert checks == {
         "acton_contacts_rejects",
         "acton_contacts_schema",
         "acton_contacts_duplicate_emails",
     }
+
+
+def test_imports_run_on_their_own_not_with_the_syncs() -> None:
+    repository = defs.get_repository_def()
+    imports = AssetKey("acton_imports")
+    for name in ("full_sync", "incremental_sync"):
+        assert imports not in repository.get_job(name).asset_layer.executable_asset_keys
+    assert repository.get_job("acton_imports").asset_layer.executable_asset_keys == {imports}
 
 
 def test_workspace_and_pyproject_name_the_same_module() -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     union,
 )
 
+from acton_pipelines.build.act_on_values import keep_act_on_values
 from acton_pipelines.build.contact_candidates import (
     contact_candidates,
     lead_candidates,
@@ -177,6 +178,7 @@ def build_acton_contacts(
                 removed = _drop_duplicates_by_policy(
                     conn, contacts.stage, mapping.duplicate_email_policy
                 )
+                keep_act_on_values(conn, contacts.stage, target, mapping)
                 from_crm = target.c.source == "crm"
                 if everything:
                     stale = contacts.missing(from_crm)

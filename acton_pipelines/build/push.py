@@ -96,6 +96,13 @@ def plan_push(engine: Engine, mapping: Mapping) -> PushPlan:
     ]
     with engine.connect() as conn:
         contacts = _frame(conn, select(*[contacts_table.c[c] for c in columns]), columns)
+        # acton_contacts.opted_out is Act-On's view (the opt-out list wins); what the CRM holds
+        # is in the mirror.
+        crm_flags: dict[str, Any] = {}
+        for table in MIRRORS.values():
+            mirror = Table(table, MetaData(), autoload_with=conn)
+            crm_flags |= dict(conn.execute(select(mirror.c.id, mirror.c.hasoptedoutofemail)).all())
+        contacts["opted_out"] = contacts["external_id"].map(crm_flags)
         scores = _frame(
             conn,
             select(

@@ -12,7 +12,12 @@ def test_schedules_and_sensors_are_registered_and_running_by_default() -> None:
     schedules = {s.name: s for s in repository.schedule_defs}
     sensors = {s.name: s for s in repository.sensor_defs}
     assert set(schedules) == {"full_sync_schedule", "incremental_sync_schedule"}
-    assert set(sensors) == {"mapping_change_sensor", "deletion_log_sensor", "push_after_sync"}
+    assert set(sensors) == {
+        "mapping_change_sensor",
+        "deletion_log_sensor",
+        "push_after_sync",
+        "imports_sensor",
+    }
     assert schedules["incremental_sync_schedule"].job_name == "incremental_sync"
     assert all(s.default_status is DefaultScheduleStatus.RUNNING for s in schedules.values())
     for sensor in sensors.values():
@@ -20,6 +25,8 @@ def test_schedules_and_sensors_are_registered_and_running_by_default() -> None:
     for name in ("mapping_change_sensor", "deletion_log_sensor"):
         assert [job.name for job in sensors[name].jobs] == ["full_sync"]
     assert [job.name for job in sensors["push_after_sync"].jobs] == ["crm_push"]
+    assert [job.name for job in sensors["imports_sensor"].jobs] == ["acton_imports"]
+    assert sensors["imports_sensor"].minimum_interval_seconds == 30
     # Their resources come from the Definitions (the same warehouse and mapping as the runs).
     assert sensors["deletion_log_sensor"].required_resource_keys == {"warehouse"}
     assert sensors["mapping_change_sensor"].required_resource_keys == {"mapping"}
