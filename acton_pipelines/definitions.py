@@ -27,6 +27,7 @@ from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import crm_resource_from_env
 from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.schedules.deletion_log_sensor import deletion_log_sensor
+from acton_pipelines.schedules.edits_push_sensor import edits_push_sensor
 from acton_pipelines.schedules.full_sync import full_sync_schedule
 from acton_pipelines.schedules.imports_sensor import imports_sensor
 from acton_pipelines.schedules.incremental_sync import incremental_sync_schedule
@@ -46,7 +47,13 @@ defs = Definitions(
     asset_checks=[acton_contacts_rejects, acton_contacts_schema, acton_contacts_duplicate_emails],
     jobs=[full_sync_job, incremental_sync_job, crm_push_job, acton_imports_job],
     schedules=[full_sync_schedule, incremental_sync_schedule],
-    sensors=[mapping_change_sensor, deletion_log_sensor, push_after_sync, imports_sensor],
+    sensors=[
+        mapping_change_sensor,
+        deletion_log_sensor,
+        push_after_sync,
+        imports_sensor,
+        edits_push_sensor,
+    ],
     resources={
         "crm": crm_resource_from_env(),
         "warehouse": warehouse_resource(),

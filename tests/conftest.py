@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,12 +19,18 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from acton_pipelines.definitions import defs as project_defs
-from acton_pipelines.jobs import crm_push_job, full_sync_job, incremental_sync_job
+from acton_pipelines.jobs import (
+    acton_imports_job,
+    crm_push_job,
+    full_sync_job,
+    incremental_sync_job,
+)
 from acton_pipelines.partitions import full_sync_tags, incremental_tags
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import SalesforceResource
 from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.sandbox import SeedSummary, seed_sandbox
+from acton_pipelines.sandbox.store import DELETES_REFUSED_KEY
 from acton_pipelines.warehouse.engine import dispose_engines
 
 SEED_NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -118,6 +125,28 @@ def small_crm(tmp_path_factory: pytest.TempPathFactory) -> SeedSummary:
     return seed_sandbox(db_path, leads=600, contacts=450, seed=7, now=SEED_NOW)
 
 
+# Every sandbox CRM a pipeline test synced with: none may ever have been sent a DELETE.
+PIPELINE_SANDBOXES: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_delete_ever_reaches_the_crm() -> Iterator[None]:
+    """After the whole suite: the pipeline never sent a DELETE to any sandbox CRM it used (the
+    sandbox refuses and counts them). Sandbox tests that send DELETE on purpose use their own
+    databases, not these."""
+    yield
+    sent = {}
+    for db_path in PIPELINE_SANDBOXES:
+        if db_path.exists():
+            with sqlite3.connect(db_path) as conn:
+                row = conn.execute(
+                    "SELECT value FROM _sandbox_meta WHERE key = ?", (DELETES_REFUSED_KEY,)
+                ).fetchone()
+            if row and int(row[0]):
+                sent[str(db_path)] = int(row[0])
+    assert not sent, f"DELETE requests reached the sandbox CRM: {sent}"
+
+
 def make_home(
     root: Path, seed: SeedSummary, monkeypatch: pytest.MonkeyPatch, warehouse: str | None = None
 ) -> ActonHome:
@@ -126,6 +155,7 @@ def make_home(
     sandbox_db = root / "sandbox" / "crm.sqlite"
     sandbox_db.parent.mkdir(parents=True)
     shutil.copyfile(seed.db_path, sandbox_db)
+    PIPELINE_SANDBOXES.append(sandbox_db)
     monkeypatch.setenv("ACTON_HOME", str(root))
     monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))
     for name in ("ACTON_WAREHOUSE_URL", "ACTON_SANDBOX_URL", "ACTON_CRM_MODE", "ACTON_MAPPING_DIR"):
@@ -155,7 +185,7 @@ def run_sync(
     definitions = Definitions(
         assets=project_defs.assets,
         asset_checks=project_defs.asset_checks,
-        jobs=[full_sync_job, incremental_sync_job, crm_push_job],
+        jobs=[full_sync_job, incremental_sync_job, crm_push_job, acton_imports_job],
         resources={
             "crm": SalesforceResource(retry_initial_wait_seconds=0.01),
             "warehouse": WarehouseResource(url=home.warehouse_url),

@@ -17,6 +17,7 @@ def test_schedules_and_sensors_are_registered_and_running_by_default() -> None:
         "deletion_log_sensor",
         "push_after_sync",
         "imports_sensor",
+        "edits_push_sensor",
     }
     assert schedules["incremental_sync_schedule"].job_name == "incremental_sync"
     assert all(s.default_status is DefaultScheduleStatus.RUNNING for s in schedules.values())
