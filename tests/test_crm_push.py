@@ -157,3 +157,29 @@ def test_a_failed_record_is_logged_and_retried_by_the_next_push(synced_home: Act
     )
     assert {r for r in retried} == {(victim, "success")}
     assert deletes_sent(synced_home) == 0
+
+
+def test_a_large_push_goes_through_bulk_api_2(
+    synced_home: ActonHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("acton_pipelines.push.collections.BULK_THRESHOLD", 50)
+    monkeypatch.setattr("acton_pipelines.push.collections.BULK_POLL_SECONDS", 0)
+    plan = plan_push(warehouse_engine(synced_home.warehouse_url), MAPPING)
+    assert len({(w.object, w.record_id) for w in plan.writes}) > 50
+    victim = next(w.record_id for w in plan.writes if w.object == "Lead")
+    with sqlite3.connect(synced_home.sandbox_db) as conn:
+        conn.execute("UPDATE Lead SET IsDeleted = 1 WHERE Id = ?", (victim,))
+    run_id = run_push(synced_home)
+    outcomes = rows(
+        synced_home,
+        "SELECT record_id, outcome, error FROM crm_push_log WHERE sync_run_id = :run",
+        run=run_id,
+    )
+    failed = {r[0]: r[2] for r in outcomes if r[1] == "failed"}
+    assert set(failed) == {victim} and "ENTITY_IS_DELETED" in failed[victim]
+    assert len(outcomes) == len(plan.writes)
+    scored = dict(crm(synced_home, "SELECT Id, ActOn_Score__c FROM Lead WHERE IsDeleted = 0"))
+    for write in plan.writes:
+        if write.object == "Lead" and write.field == "ActOn_Score__c" and write.record_id != victim:
+            assert scored[write.record_id] == write.new_value
+    assert deletes_sent(synced_home) == 0
