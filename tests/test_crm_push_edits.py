@@ -223,3 +223,43 @@ def test_a_write_to_a_lead_converted_since_the_pull_goes_to_its_contact(
         r=run_id,
     )
     assert logged == [("Contact", conversion.contact_id, "success")]
+
+
+def test_the_dry_run_plan_is_what_the_push_does_with_edits_and_creates(home: ActonHome) -> None:
+    from acton_pipelines.build.push import plan_push
+    from acton_pipelines.mapping import load_mapping
+
+    contact_id, external_id = a_contact(home, "Contact")
+    edit(home, contact_id, "Job Title", "Planned Title", LATER)
+    skipped = edit(home, contact_id, "Company", "Not Pushable", LATER)
+    now = datetime.now(UTC)
+    with warehouse_engine(home.warehouse_url).begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO acton_contacts (contact_id, email, last_name, company, source) "
+                "VALUES ('acton:plan@example.com', 'plan@example.com', 'Plan', 'Planco', 'acton')"
+            )
+        )
+        conn.execute(
+            insert(crm_create_requests).values(
+                contact_id="acton:plan@example.com",
+                email="plan@example.com",
+                requested_at=now,
+                status="pending",
+            )
+        )
+    plan = plan_push(warehouse_engine(home.warehouse_url), load_mapping(REPO_CONFIG))
+    assert [d.edit_id for d in plan.not_pushed] == [skipped]
+    run_id = push(home)
+    logged = rows(
+        home,
+        "SELECT object, record_id, field, new_value FROM crm_push_log WHERE sync_run_id = :r",
+        r=run_id,
+    )
+    (created,) = rows(
+        home, "SELECT crm_id FROM crm_create_requests WHERE contact_id = 'acton:plan@example.com'"
+    )[0]
+    expected = {(w.object, w.record_id, w.field, str(w.new_value)) for w in plan.writes}
+    expected |= {("Lead", created, "(create)", ", ".join(sorted(c.fields))) for c in plan.creates}
+    assert {tuple(r) for r in logged} == expected
+    assert ("Contact", external_id, "Title", "Planned Title") in expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from acton_pipelines.cli.demo import demo, summary, ui
+from acton_pipelines.cli.imports import imports
 from acton_pipelines.cli.mapping import mapping
 from acton_pipelines.cli.push import push
 from acton_pipelines.cli.sample import sample
@@ -22,7 +23,7 @@ def cli() -> None:
     """
 
 
-for command in (mapping, sandbox, sync, push, sample, demo, summary, ui):
+for command in (mapping, sandbox, sync, imports, push, sample, demo, summary, ui):
     cli.add_command(command)
 
 

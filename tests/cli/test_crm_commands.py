@@ -108,3 +108,20 @@ def test_push_dry_run_prints_the_plan_and_writes_nothing(acton_home: ActonHome) 
     assert after == before
     assert invoke("push").exit_code == 0
     assert "Nothing to push" in invoke("push", "--dry-run").output
+
+
+def test_imports_applies_a_dropped_file(acton_home: ActonHome) -> None:
+    assert invoke("sync", "full").exit_code == 0
+    folder = acton_home.path / "imports"
+    folder.mkdir(exist_ok=True)
+    (folder / "contacts_fair.csv").write_text("email,First Name\nnew.visitor@example.com,Nia\n")
+    result = invoke("imports")
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(acton_home.path / "warehouse.sqlite") as conn:
+        stored = conn.execute(
+            "SELECT contact_id, first_name, source FROM acton_contacts "
+            "WHERE email = 'new.visitor@example.com'"
+        ).fetchall()
+        outcome = conn.execute("SELECT file_name, status FROM acton_import_files").fetchall()
+    assert stored == [("acton:new.visitor@example.com", "Nia", "acton")]
+    assert outcome == [("contacts_fair.csv", "applied")]

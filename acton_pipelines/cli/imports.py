@@ -1,0 +1,23 @@
+"""``acton imports``: apply the new files of the imports folder now."""
+
+from __future__ import annotations
+
+import click
+
+from acton_pipelines import settings
+from acton_pipelines.local_run import run_job
+
+
+@click.command()
+def imports() -> None:
+    """Apply the new CSV files in the imports folder (ACTON_IMPORTS_DIR, default
+    ACTON_HOME/imports): contacts*, opt_outs*, opt_ins*, edits*, activity*. A file with any bad
+    row applies nothing; see acton_import_files and acton_import_rejects."""
+    click.echo(f"Importing new files from {settings.imports_dir()}...")
+    outcome = run_job("acton_imports")
+    if not outcome.success:
+        click.echo(f"The import failed (run {outcome.run_id}):", err=True)
+        for failure in outcome.failures:
+            click.echo(f"  {failure}", err=True)
+        raise SystemExit(1)
+    click.echo(f"Done (run {outcome.run_id}); outcomes per file are in acton_import_files.")
