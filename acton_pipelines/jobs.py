@@ -33,7 +33,7 @@ incremental_sync_job = define_asset_job(
 )
 
 crm_push_job = define_asset_job(
-    name="crm_push",
+    name="push_to_crm",
     selection=AssetSelection.assets("crm_push"),
     description=(
         "Push scores and opt-outs to the CRM (after every successful sync, by the "
@@ -42,7 +42,7 @@ crm_push_job = define_asset_job(
 )
 
 acton_imports_job = define_asset_job(
-    name="acton_imports",
+    name="import_files",
     selection=AssetSelection.assets("acton_imports"),
     description=(
         "Import the new CSV files of the imports folder (ACTON_IMPORTS_DIR): Act-On-side "

@@ -21,7 +21,7 @@ MAPPING = load_mapping(Path(__file__).resolve().parents[1] / "mapping_config")
 
 
 def run_push(home: ActonHome) -> str:
-    result = run_sync(home, "crm_push", {})
+    result = run_sync(home, "push_to_crm", {})
     assert result.success
     return result.run_id
 

@@ -29,7 +29,7 @@ def home(tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch
     """A synced home whose scores are already in the CRM (so pushes below are only edits)."""
     synced = make_home(tmp_path / "home", small_crm, monkeypatch)
     assert run_full_sync(synced).success
-    assert run_sync(synced, "crm_push", {}).success
+    assert run_sync(synced, "push_to_crm", {}).success
     return synced
 
 
@@ -76,7 +76,7 @@ def status_of(home: ActonHome, edit_id: int) -> str:
 
 
 def push(home: ActonHome, mapping_dir: Path | None = None) -> str:
-    result = run_sync(home, "crm_push", {}, mapping_dir)
+    result = run_sync(home, "push_to_crm", {}, mapping_dir)
     assert result.success
     return result.run_id
 

@@ -34,8 +34,8 @@ def test_definitions_load_with_the_full_sync_job_and_schedule() -> None:
         "crm_push",
         "acton_imports",
     }
-    assert repository.has_job("crm_push")
-    assert repository.has_job("acton_imports")
+    assert repository.has_job("push_to_crm")
+    assert repository.has_job("import_files")
 
 
 def test_assets_are_grouped_by_domain() -> None:
@@ -77,7 +77,7 @@ def test_imports_run_on_their_own_not_with_the_syncs() -> None:
     imports = AssetKey("acton_imports")
     for name in ("full_sync", "incremental_sync"):
         assert imports not in repository.get_job(name).asset_layer.executable_asset_keys
-    assert repository.get_job("acton_imports").asset_layer.executable_asset_keys == {imports}
+    assert repository.get_job("import_files").asset_layer.executable_asset_keys == {imports}
 
 
 def test_workspace_and_pyproject_name_the_same_module() -> None:
@@ -86,3 +86,10 @@ def test_workspace_and_pyproject_name_the_same_module() -> None:
     (entry,) = workspace["load_from"]
     assert entry["python_module"]["module_name"] == pyproject["tool"]["dagster"]["module_name"]
     assert entry["python_module"]["module_name"] == "acton_pipelines.definitions"
+
+
+def test_the_code_location_loads_as_the_webserver_loads_it() -> None:
+    # Catches what only a code server notices, e.g. a job named like an asset.
+    from dagster import Definitions
+
+    Definitions.validate_loadable(defs)

@@ -46,10 +46,10 @@ def test_an_edits_file_updates_allowed_fields_and_leaves_the_others(
     warehouse = WarehouseResource(url=home.warehouse_url)
     imports = imports_sensor(build_sensor_context(cursor=None))
     assert len(imports.run_requests) == 1
-    assert run_sync(home, "acton_imports", {}).success
+    assert run_sync(home, "import_files", {}).success
     push_request = edits_push_sensor(build_sensor_context(resources={"warehouse": warehouse}))
     assert len(push_request.run_requests) == 1
-    push = run_sync(home, "crm_push", {})
+    push = run_sync(home, "push_to_crm", {})
     assert push.success
 
     with sqlite3.connect(home.sandbox_db) as conn:

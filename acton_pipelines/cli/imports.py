@@ -14,7 +14,7 @@ def imports() -> None:
     ACTON_HOME/imports): contacts*, opt_outs*, opt_ins*, edits*, activity*. A file with any bad
     row applies nothing; see acton_import_files and acton_import_rejects."""
     click.echo(f"Importing new files from {settings.imports_dir()}...")
-    outcome = run_job("acton_imports")
+    outcome = run_job("import_files")
     if not outcome.success:
         click.echo(f"The import failed (run {outcome.run_id}):", err=True)
         for failure in outcome.failures:

@@ -60,7 +60,7 @@ def push(dry_run: bool) -> None:
         plan = plan_push(warehouse_engine(settings.warehouse_url()), mapping)
         click.echo(render_plan(plan))
         return
-    outcome = run_job("crm_push")
+    outcome = run_job("push_to_crm")
     if not outcome.success:
         click.echo(f"The push failed (run {outcome.run_id}):", err=True)
         for failure in outcome.failures:

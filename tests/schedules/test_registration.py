@@ -25,8 +25,8 @@ def test_schedules_and_sensors_are_registered_and_running_by_default() -> None:
         assert sensor.default_status is DefaultSensorStatus.RUNNING
     for name in ("mapping_change_sensor", "deletion_log_sensor"):
         assert [job.name for job in sensors[name].jobs] == ["full_sync"]
-    assert [job.name for job in sensors["push_after_sync"].jobs] == ["crm_push"]
-    assert [job.name for job in sensors["imports_sensor"].jobs] == ["acton_imports"]
+    assert [job.name for job in sensors["push_after_sync"].jobs] == ["push_to_crm"]
+    assert [job.name for job in sensors["imports_sensor"].jobs] == ["import_files"]
     assert sensors["imports_sensor"].minimum_interval_seconds == 30
     # Their resources come from the Definitions (the same warehouse and mapping as the runs).
     assert sensors["deletion_log_sensor"].required_resource_keys == {"warehouse"}
