@@ -35,3 +35,19 @@ def fetch_ids(db_path: Path, table: str, where: str, limit: int) -> list[str]:
 def count(db_path: Path, table: str, where: str = "1 = 1") -> int:
     """How many rows of ``table`` match ``where``."""
     return int(fetch_all(db_path, f'SELECT COUNT(*) AS n FROM "{table}" WHERE {where}')[0]["n"])
+
+
+class IdPool:
+    """Hands out Ids no other test of the module has written to."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._taken: set[str] = set()
+
+    def take(self, table: str, where: str, n: int = 1) -> list[str]:
+        """``n`` untouched Ids of ``table`` matching ``where``."""
+        candidates = fetch_ids(self.db_path, table, where, len(self._taken) + n)
+        fresh = [i for i in candidates if i not in self._taken][:n]
+        assert len(fresh) == n, f"not enough {table} rows where {where}"
+        self._taken.update(fresh)
+        return fresh

@@ -25,26 +25,10 @@ from simple_salesforce.exceptions import (
 
 from acton_pipelines.sandbox import SandboxServer, SeedSummary, store
 from tests.sandbox.conftest import SEED_NOW, FakeClock, client_for, copy_db
-from tests.sandbox.sqlite_reads import count, fetch_all, fetch_ids, fetch_record
+from tests.sandbox.sqlite_reads import IdPool, count, fetch_all, fetch_record
 
 LIVE_LEADS = '"IsConverted" = 0 AND "IsDeleted" = 0 AND "Email" IS NOT NULL AND "Title" IS NOT NULL'
 CONVERTED_ERROR = "CANNOT_UPDATE_CONVERTED_LEAD:cannot reference converted lead:--"
-
-
-class IdPool:
-    """Hands out Ids no other test of the module has written to."""
-
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
-        self._taken: set[str] = set()
-
-    def take(self, table: str, where: str, n: int = 1) -> list[str]:
-        """``n`` untouched Ids of ``table`` matching ``where``."""
-        candidates = fetch_ids(self.db_path, table, where, len(self._taken) + n)
-        fresh = [i for i in candidates if i not in self._taken][:n]
-        assert len(fresh) == n, f"not enough {table} rows where {where}"
-        self._taken.update(fresh)
-        return fresh
 
 
 @pytest.fixture(scope="module")
