@@ -32,12 +32,13 @@ def main() -> None:
     # Imported after ACTON_HOME is set: definitions read it when they load.
     from acton_pipelines.crm.sandbox_connection import sandbox_paths
     from acton_pipelines.local_run import run_job
+    from acton_pipelines.partitions import full_sync_tags
     from acton_pipelines.sandbox import seed_sandbox
 
     started = time.perf_counter()
     summary = seed_sandbox(sandbox_paths()[0], leads=args.leads, contacts=args.contacts)
     seeded = time.perf_counter()
-    outcome = run_job("full_sync")
+    outcome = run_job("full_sync", full_sync_tags())
     finished = time.perf_counter()
 
     records = sum(summary.counts.values())
