@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from acton_pipelines.imports.kinds import ImportKind, kind_of
+
 
 @dataclass(frozen=True)
 class ImportFile:
@@ -26,7 +28,8 @@ class ImportFile:
 
 
 def import_paths(folder: Path) -> list[Path]:
-    """The files to import, in name order.
+    """The files to import: ``contacts*`` files first (they create the contacts the other
+    kinds may name), then the rest, each group in name order.
 
     Hidden files (``.name``) are left alone, so a file can be written under a hidden name and
     renamed once complete: a half-written file is never read. Sub-folders are ignored.
@@ -35,7 +38,7 @@ def import_paths(folder: Path) -> list[Path]:
         return []
     return sorted(
         (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
-        key=lambda p: p.name,
+        key=lambda p: (kind_of(p.name) is not ImportKind.CONTACTS, p.name),
     )
 
 
