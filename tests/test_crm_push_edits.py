@@ -263,3 +263,23 @@ def test_the_dry_run_plan_is_what_the_push_does_with_edits_and_creates(home: Act
     expected |= {("Lead", created, "(create)", ", ".join(sorted(c.fields))) for c in plan.creates}
     assert {tuple(r) for r in logged} == expected
     assert ("Contact", external_id, "Title", "Planned Title") in expected
+
+
+def test_a_later_crm_opt_out_wins_over_an_earlier_opt_in(home: ActonHome) -> None:
+    (external_id, email) = crm(
+        home,
+        "SELECT Id, Email FROM Contact WHERE HasOptedOutOfEmail = 1 AND IsDeleted = 0 "
+        "AND Email LIKE '%@%.%' AND Email NOT LIKE '% %' ORDER BY Id LIMIT 1",
+    )[0]
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)  # before the CRM record last changed
+    with warehouse_engine(home.warehouse_url).begin() as conn:
+        conn.execute(
+            update(opt_outs)
+            .where(opt_outs.c.email == email.lower())
+            .values(opted_out=False, changed_at=long_ago)
+        )
+    push(home)
+    assert crm(home, "SELECT HasOptedOutOfEmail FROM Contact WHERE Id = ?", external_id) == [(1,)]
+    assert rows(home, "SELECT opted_out FROM opt_outs WHERE email = :e", e=email.lower()) == [
+        (True,)
+    ] or rows(home, "SELECT opted_out FROM opt_outs WHERE email = :e", e=email.lower()) == [(1,)]

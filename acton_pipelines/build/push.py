@@ -58,6 +58,8 @@ class PushPlan:
     creates: list[PlannedCreate] = field(default_factory=list)
     not_pushed: list[EditDecision] = field(default_factory=list)
     new_opt_outs: list[str] = field(default_factory=list)
+    # Addresses that opted back in on the Act-On side, then were opted out in the CRM later.
+    opted_out_again: list[str] = field(default_factory=list)
 
 
 def _frame(conn: Connection, statement: Any, columns: list[str]) -> pd.DataFrame:
@@ -110,7 +112,11 @@ def plan_push(engine: Engine, mapping: Mapping) -> PushPlan:
             ),
             ["contact_id", "score_sheet", "score"],
         )
-        listed = dict(conn.execute(select(opt_outs.c.email, opt_outs.c.opted_out)).all())
+        listed_rows = conn.execute(
+            select(opt_outs.c.email, opt_outs.c.opted_out, opt_outs.c.changed_at)
+        ).all()
+        listed = {email: opted_out for email, opted_out, _ in listed_rows}
+        opted_in_at = {email: at for email, opted_out, at in listed_rows if not opted_out}
         edit_columns = ["id", "contact_id", "field", "value", "changed_at"]
         edits = _frame(
             conn,
@@ -133,9 +139,19 @@ def plan_push(engine: Engine, mapping: Mapping) -> PushPlan:
         )
     # Pulling adds every CRM opt-out to the list; it never removes one, nor re-opts anyone
     # who opted back in on the Act-On side.
-    pulled = contacts.loc[contacts["opted_out"].fillna(False).astype(bool), "email"].dropna()
-    new = sorted({str(e).lower() for e in pulled} - set(listed))
-    opt_out_list = {**{e: True for e in new}, **{e: bool(v) for e, v in listed.items()}}
+    flagged = contacts[contacts["opted_out"].fillna(False).astype(bool) & contacts["email"].notna()]
+    new = sorted({str(e).lower() for e in flagged["email"]} - set(listed))
+    # An address that opted back in on the Act-On side is opted out again when the CRM flagged
+    # it after that (the most recent change wins); an older CRM flag is what the push corrects.
+    again = sorted(
+        {
+            str(row.email).lower()
+            for row in flagged.itertuples(index=False)
+            if str(row.email).lower() in opted_in_at
+            and _later(row.crm_modified_at, opted_in_at[str(row.email).lower()])
+        }
+    )
+    opt_out_list = {e: bool(v) for e, v in listed.items()} | {e: True for e in [*new, *again]}
     updates, not_pushed = edit_writes(edits, contacts, mapping)
     creates = [
         PlannedCreate(row.contact_id, row.email, _lead_fields(row, mapping))
@@ -149,7 +165,18 @@ def plan_push(engine: Engine, mapping: Mapping) -> PushPlan:
         creates=creates,
         not_pushed=not_pushed,
         new_opt_outs=new,
+        opted_out_again=again,
     )
+
+
+def _later(crm_changed: Any, act_on_changed: Any) -> bool:
+    """Whether the CRM change is at least as recent as the Act-On one (ties go to the CRM)."""
+    if pd.isna(crm_changed) or act_on_changed is None:
+        return False
+    crm_at, act_on_at = pd.Timestamp(crm_changed), pd.Timestamp(act_on_changed)
+    crm_at = crm_at.tz_localize("UTC") if crm_at.tzinfo is None else crm_at
+    act_on_at = act_on_at.tz_localize("UTC") if act_on_at.tzinfo is None else act_on_at
+    return crm_at >= act_on_at
 
 
 @dataclass
@@ -233,6 +260,12 @@ def push_to_crm(
             for e in plan.new_opt_outs
         ]
         upsert_records(conn, opt_outs, added, ["email"], update=False)
+        if plan.opted_out_again:
+            conn.execute(
+                update(opt_outs)
+                .where(opt_outs.c.email.in_(plan.opted_out_again))
+                .values(opted_out=True, changed_at=now, sync_run_id=run_id)
+            )
         accepted = [o.write for o in outcomes if o.success]
         _record_accepted(conn, mapping, accepted)
         _settle_edits(conn, accepted, plan.not_pushed, now)

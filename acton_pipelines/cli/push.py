@@ -38,6 +38,11 @@ def render_plan(plan: PushPlan) -> str:
             lines.append(f"      {create.email}: {', '.join(sorted(create.fields))}")
     if new_opt_outs:
         lines.append(f"{len(new_opt_outs):,} addresses opted out in the CRM join the opt-out list.")
+    if plan.opted_out_again:
+        lines.append(
+            f"{len(plan.opted_out_again):,} addresses that opted back in were opted out in the "
+            "CRM since: they are opted out again."
+        )
     skipped: dict[tuple[str, str], int] = defaultdict(int)
     for decision in plan.not_pushed:
         skipped[(decision.status, decision.reason)] += 1
