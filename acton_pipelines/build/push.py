@@ -187,19 +187,49 @@ class PushResult:
     run: SyncRun
 
 
-def _log_row(object_: str, record_id: str | None, write: PlannedWrite | None, **rest: Any) -> dict:
-    return {
-        "object": object_,
-        "record_id": record_id or "",
-        "contact_id": write.contact_id if write else rest.pop("contact_id", None),
-        "field": write.field if write else rest.pop("field", "*"),
-        "old_value": None if write is None or write.old_value is None else str(write.old_value),
-        "new_value": rest.pop("new_value", None)
-        if write is None
-        else (None if write.new_value is None else str(write.new_value)),
-        "reason": write.reason if write else rest.pop("reason", None),
-        **rest,
-    }
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _update_log_rows(outcomes: list[WriteOutcome]) -> list[dict[str, Any]]:
+    """``crm_push_log`` rows of the updates (run and time added by the caller)."""
+    return [
+        {
+            "object": o.write.object,
+            "record_id": o.write.record_id,
+            "contact_id": o.write.contact_id,
+            "field": o.write.field,
+            "old_value": _text(o.write.old_value),
+            "new_value": _text(o.write.new_value),
+            "reason": o.write.reason,
+            "outcome": "success" if o.success else "failed",
+            "error": o.error,
+        }
+        for o in outcomes
+    ]
+
+
+def _create_log_rows(
+    creates: list[PlannedCreate], created: dict[str, tuple[str | None, str | None]]
+) -> list[dict[str, Any]]:
+    """``crm_push_log`` rows of the Lead creations: the fields sent, the new Id or the error."""
+    rows = []
+    for create in creates:
+        crm_id, error = created[create.contact_id]
+        rows.append(
+            {
+                "object": LEAD.name,
+                "record_id": crm_id or "",
+                "contact_id": create.contact_id,
+                "field": "(create)",
+                "old_value": None,
+                "new_value": ", ".join(sorted(create.fields)),
+                "reason": "create in CRM",
+                "outcome": "success" if crm_id else "failed",
+                "error": error,
+            }
+        )
+    return rows
 
 
 def push_to_crm(
@@ -224,34 +254,9 @@ def push_to_crm(
     run.api_calls = client.api_calls - calls_before
     now = utc_now()
     log = [
-        _log_row(
-            o.write.object,
-            o.write.record_id,
-            o.write,
-            outcome="success" if o.success else "failed",
-            error=o.error,
-            sync_run_id=run_id,
-            attempted_at=now,
-        )
-        for o in outcomes
+        row | {"sync_run_id": run_id, "attempted_at": now}
+        for row in _update_log_rows(outcomes) + _create_log_rows(plan.creates, created)
     ]
-    for create in plan.creates:
-        crm_id, error = created[create.contact_id]
-        log.append(
-            _log_row(
-                LEAD.name,
-                crm_id,
-                None,
-                contact_id=create.contact_id,
-                field="(create)",
-                new_value=", ".join(sorted(create.fields)),
-                reason="create in CRM",
-                outcome="success" if crm_id else "failed",
-                error=error,
-                sync_run_id=run_id,
-                attempted_at=now,
-            )
-        )
     with engine.begin() as conn:
         if log:
             conn.execute(crm_push_log.insert(), log)

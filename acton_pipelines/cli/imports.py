@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from acton_pipelines import settings
-from acton_pipelines.local_run import run_job
+from acton_pipelines.cli.job_runs import run_or_exit
 
 
 @click.command()
@@ -14,10 +14,5 @@ def imports() -> None:
     ACTON_HOME/imports): contacts*, opt_outs*, opt_ins*, edits*, activity*. A file with any bad
     row applies nothing; see acton_import_files and acton_import_rejects."""
     click.echo(f"Importing new files from {settings.imports_dir()}...")
-    outcome = run_job("import_files")
-    if not outcome.success:
-        click.echo(f"The import failed (run {outcome.run_id}):", err=True)
-        for failure in outcome.failures:
-            click.echo(f"  {failure}", err=True)
-        raise SystemExit(1)
-    click.echo(f"Done (run {outcome.run_id}); outcomes per file are in acton_import_files.")
+    run_id = run_or_exit("import_files", "import")
+    click.echo(f"Done (run {run_id}); outcomes per file are in acton_import_files.")

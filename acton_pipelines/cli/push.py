@@ -9,7 +9,7 @@ import click
 from acton_pipelines import settings
 from acton_pipelines.build.push import PushPlan, plan_push
 from acton_pipelines.cli.errors import friendly_errors
-from acton_pipelines.local_run import run_job
+from acton_pipelines.cli.job_runs import run_or_exit
 from acton_pipelines.mapping import load_mapping
 from acton_pipelines.push.plan import PlannedWrite
 from acton_pipelines.warehouse.engine import warehouse_engine
@@ -65,10 +65,5 @@ def push(dry_run: bool) -> None:
         plan = plan_push(warehouse_engine(settings.warehouse_url()), mapping)
         click.echo(render_plan(plan))
         return
-    outcome = run_job("push_to_crm")
-    if not outcome.success:
-        click.echo(f"The push failed (run {outcome.run_id}):", err=True)
-        for failure in outcome.failures:
-            click.echo(f"  {failure}", err=True)
-        raise SystemExit(1)
-    click.echo(f"The push finished (run {outcome.run_id}); see crm_push_log for every write.")
+    run_id = run_or_exit("push_to_crm", "push")
+    click.echo(f"The push finished (run {run_id}); see crm_push_log for every write.")

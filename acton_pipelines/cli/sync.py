@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import click
 
 from acton_pipelines.cli.demo import print_summary
-from acton_pipelines.local_run import run_job
+from acton_pipelines.cli.job_runs import run_or_exit
 from acton_pipelines.partitions import full_sync_tags, incremental_tags, sync_partitions
 
 
@@ -20,7 +20,7 @@ def sync() -> None:
 def full() -> None:
     """Full sync: every CRM record, deletions reconciled, then Act-On Contacts, scores and
     segments rebuilt."""
-    run_sync("full_sync", full_sync_tags(), "full sync")
+    run_full_sync()
 
 
 @sync.command()
@@ -53,13 +53,8 @@ def incremental(day: datetime | None) -> None:
 def run_sync(job_name: str, tags: dict[str, str], label: str) -> None:
     """Run a sync job, print its outcome and the warehouse summary; exit 1 on failure."""
     click.echo(f"Running the {label} (CRM -> acton_contacts -> contact_scores -> segments)...")
-    outcome = run_job(job_name, tags)
-    if not outcome.success:
-        click.echo(f"\nThe {label} failed (run {outcome.run_id}):", err=True)
-        for failure in outcome.failures:
-            click.echo(f"  {failure}", err=True)
-        raise SystemExit(1)
-    click.echo(f"\nThe {label} finished (run {outcome.run_id}).")
+    run_id = run_or_exit(job_name, label, tags)
+    click.echo(f"\nThe {label} finished (run {run_id}).")
     print_summary()
 
 
