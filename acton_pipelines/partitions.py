@@ -34,6 +34,14 @@ sync_backfill_policy = BackfillPolicy.single_run()
 SYNC_MODE_TAG = "acton/sync_mode"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# "since_last_sync": an incremental run reads from each object's high-water mark (the newest
+# SystemModstamp its last successful sync read) instead of the whole of its days. Set by the
+# hourly schedule and by `acton sync incremental`; a run launched over chosen partitions (UI,
+# backfill, `--partition`) re-reads those days.
+WINDOW_TAG = "acton/window"
+SINCE_LAST_SYNC = "since_last_sync"
+# "true" lets a sync delete more than the mass-delete guard allows (ACTON_MAX_DELETE_FRACTION).
+ALLOW_MASS_DELETE_TAG = "acton/allow_mass_delete"
 
 
 def full_sync_tags() -> dict[str, str]:
@@ -42,10 +50,17 @@ def full_sync_tags() -> dict[str, str]:
     return {SYNC_MODE_TAG: "full", RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]}
 
 
-def incremental_tags(first_key: str, last_key: str | None = None) -> dict[str, str]:
-    """Tags of an incremental run over ``first_key``..``last_key`` (one or more days)."""
-    return {
+def incremental_tags(
+    first_key: str, last_key: str | None = None, *, since_last_sync: bool = False
+) -> dict[str, str]:
+    """Tags of an incremental run over ``first_key``..``last_key`` (one or more days); with
+    ``since_last_sync``, each object reads from its high-water mark rather than the days'
+    start."""
+    tags = {
         SYNC_MODE_TAG: "incremental",
         RANGE_START_TAG: first_key,
         RANGE_END_TAG: last_key or first_key,
     }
+    if since_last_sync:
+        tags[WINDOW_TAG] = SINCE_LAST_SYNC
+    return tags

@@ -171,6 +171,28 @@ def acton_home(
     yield make_home(tmp_path / "acton_home", small_crm, monkeypatch)
 
 
+def home_resources(home: ActonHome, mapping_dir: Path | None = None) -> dict[str, object]:
+    """The project's resources pointed at ``home``'s sandbox, warehouse and mapping (CRM
+    retries waiting milliseconds, not seconds)."""
+    return {
+        "crm": SalesforceResource(retry_initial_wait_seconds=0.01),
+        "warehouse": WarehouseResource(url=home.warehouse_url),
+        "mapping": MappingResource(directory=str(mapping_dir) if mapping_dir else None),
+    }
+
+
+def home_definitions(home: ActonHome, mapping_dir: Path | None = None) -> Definitions:
+    """The project's assets, checks, jobs, schedules and sensors on ``home``'s resources."""
+    return Definitions(
+        assets=project_defs.assets,
+        asset_checks=project_defs.asset_checks,
+        jobs=[full_sync_job, incremental_sync_job, crm_push_job, acton_imports_job],
+        schedules=project_defs.schedules,
+        sensors=project_defs.sensors,
+        resources=home_resources(home, mapping_dir),
+    )
+
+
 def run_sync(
     home: ActonHome,
     job_name: str,
@@ -182,16 +204,7 @@ def run_sync(
 
     Runs on ``instance`` when given (e.g. one on PostgreSQL storage), else on an ephemeral one.
     """
-    definitions = Definitions(
-        assets=project_defs.assets,
-        asset_checks=project_defs.asset_checks,
-        jobs=[full_sync_job, incremental_sync_job, crm_push_job, acton_imports_job],
-        resources={
-            "crm": SalesforceResource(retry_initial_wait_seconds=0.01),
-            "warehouse": WarehouseResource(url=home.warehouse_url),
-            "mapping": MappingResource(directory=str(mapping_dir) if mapping_dir else None),
-        },
-    )
+    definitions = home_definitions(home, mapping_dir)
     return definitions.resolve_job_def(job_name).execute_in_process(
         instance=instance if instance is not None else DagsterInstance.ephemeral(),
         raise_on_error=False,

@@ -23,6 +23,7 @@ from acton_pipelines.crm.run_window import run_window
 from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.step_failures import one_line_failure
 from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contacts_table
 
 
@@ -36,20 +37,23 @@ from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contac
         "Act-On Contacts: one row per unconverted CRM Lead and per CRM Contact, with one typed "
         "column per mapped field, `external_id` and `record_type`, the linked account (name, "
         "type), owner (name, email) and the account's opportunity summary. Values that do not "
-        "fit their data type are set to NULL and quarantined in `acton_contact_rejects`."
+        "fit their data type are set to NULL and quarantined in `acton_contact_rejects`. Each "
+        "build takes in every CRM sync committed since its own last successful build, so a run "
+        "that failed half-way is caught up by the next."
     ),
 )
 def acton_contacts(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
-    loaded = mapping.load_for_run()
-    build = build_acton_contacts(
-        engine=warehouse.engine,
-        mapping=loaded,
-        run_id=context.run.run_id,
-        window=run_window(context),
-        progress=context.log.info,
-    )
+    with one_line_failure("acton_contacts"):
+        loaded = mapping.load_for_run(context, warehouse.engine)
+        build = build_acton_contacts(
+            engine=warehouse.engine,
+            mapping=loaded,
+            run_id=context.run.run_id,
+            window=run_window(context),
+            progress=context.log.info,
+        )
     table = acton_contacts_table(loaded)
     schema = TableSchema(
         columns=[TableColumn(c.name, str(c.type), description=c.comment) for c in table.columns]
@@ -104,8 +108,8 @@ def acton_contacts_rejects(
 def acton_contacts_schema(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> AssetCheckResult:
-    loaded = mapping.load_for_run()
     engine = warehouse.engine
+    loaded = mapping.load_for_run(context, engine)
     expected = acton_contacts_table(loaded)
     actual = {c["name"] for c in inspect(engine).get_columns(expected.name)}
     missing = [c.name for c in expected.columns if c.name not in actual]
@@ -148,7 +152,7 @@ def acton_contacts_schema(
 def acton_contacts_duplicate_emails(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> AssetCheckResult:
-    table = acton_contacts_table(mapping.load_for_run())
+    table = acton_contacts_table(mapping.load_for_run(context, warehouse.engine))
     email = table.c.email
     shared = (
         select(email, func.count().label("contacts"))

@@ -8,6 +8,7 @@ from acton_pipelines.assets.acton_contacts import acton_contacts
 from acton_pipelines.build.imports import APPLIED, REJECTED, SKIPPED, build_imports
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.step_failures import one_line_failure
 
 DESCRIPTION = """\
 Act-On-side changes dropped as CSV files into the imports folder (`ACTON_IMPORTS_DIR`, default \
@@ -50,13 +51,14 @@ def acton_imports(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
     folder = settings.imports_dir()
-    summary = build_imports(
-        engine=warehouse.engine,
-        mapping=mapping.load_for_run(),
-        folder=folder,
-        run_id=context.run.run_id,
-        progress=context.log.info,
-    )
+    with one_line_failure("acton_imports"):
+        summary = build_imports(
+            engine=warehouse.engine,
+            mapping=mapping.load_for_run(context, warehouse.engine),
+            folder=folder,
+            run_id=context.run.run_id,
+            progress=context.log.info,
+        )
     files = {f.name: f.status for f in summary.files if f.status != SKIPPED}
     return MaterializeResult(
         metadata={

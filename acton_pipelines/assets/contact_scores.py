@@ -9,6 +9,7 @@ from acton_pipelines.crm.run_window import run_window
 from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.step_failures import one_line_failure
 
 
 @asset(
@@ -26,13 +27,14 @@ from acton_pipelines.resources.warehouse import WarehouseResource
 def contact_scores(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
-    run, summary = build_contact_scores(
-        engine=warehouse.engine,
-        mapping=mapping.load_for_run(),
-        run_id=context.run.run_id,
-        window=run_window(context),
-        progress=context.log.info,
-    )
+    with one_line_failure("contact_scores"):
+        run, summary = build_contact_scores(
+            engine=warehouse.engine,
+            mapping=mapping.load_for_run(context, warehouse.engine),
+            run_id=context.run.run_id,
+            window=run_window(context),
+            progress=context.log.info,
+        )
     return MaterializeResult(
         metadata={
             "dagster/row_count": run.rows_upserted,

@@ -14,7 +14,7 @@ from dagster import (
 from acton_pipelines.assets import groups
 from acton_pipelines.crm.extract import field_types
 from acton_pipelines.crm.objects import CRM_OBJECTS, CrmObject, fields_to_read
-from acton_pipelines.crm.run_window import run_window
+from acton_pipelines.crm.run_window import allows_mass_delete, run_window
 from acton_pipelines.crm.sync import sync_crm_object
 from acton_pipelines.mapping import check_against_crm, with_canonical_crm_fields
 from acton_pipelines.mapping.models import Mapping
@@ -22,15 +22,21 @@ from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import SalesforceResource
 from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.step_failures import one_line_failure
 from acton_pipelines.warehouse.tables import crm_column_name
 
 # The objects a mapping can reach: the two it maps and the ones its hops join.
 MAPPED_OBJECTS = ("Lead", "Contact", "Account", "User")
 
 
-def _checked_mapping(mapping: MappingResource, crm: SalesforceResource) -> Mapping:
-    """The mapping, validated on its own and against the CRM's describe."""
-    loaded = mapping.load_for_run()
+def _checked_mapping(
+    context: AssetExecutionContext,
+    mapping: MappingResource,
+    crm: SalesforceResource,
+    warehouse: WarehouseResource,
+) -> Mapping:
+    """The run's mapping, validated on its own and against the CRM's describe."""
+    loaded = mapping.load_for_run(context, warehouse.engine)
     describes = {name: crm.client.describe(name) for name in MAPPED_OBJECTS}
     problems = check_against_crm(loaded, describes)
     if problems:
@@ -55,7 +61,9 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
             "is a UTC day of changes (SystemModstamp); an incremental run reads its days and "
             "removes records deleted in the CRM, a full sync (the whole range) reads every "
             "record and removes rows whose record is gone. Deletions are listed in "
-            "`sync_deletions`."
+            "`sync_deletions`. A sync that would delete more than ACTON_MAX_DELETE_FRACTION "
+            "(default 20%) of the table stops without deleting unless the run carries "
+            "acton/allow_mass_delete=true."
         ),
     )
     def _mirror(
@@ -64,20 +72,22 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
         warehouse: WarehouseResource,
         mapping: MappingResource,
     ) -> MaterializeResult:
-        checked = _checked_mapping(mapping, crm)
-        fields = fields_to_read(crm_object, checked)
-        names = {crm_object.name, *MAPPED_OBJECTS}
-        describes = {name: crm.client.describe(name) for name in names}
-        types = field_types(fields, describes, crm_object.name)
-        run = sync_crm_object(
-            client=crm.client,
-            engine=warehouse.engine,
-            crm_object=crm_object,
-            types=types,
-            window=run_window(context),
-            run_id=context.run.run_id,
-            progress=context.log.info,
-        )
+        with one_line_failure(crm_object.table):
+            checked = _checked_mapping(context, mapping, crm, warehouse)
+            fields = fields_to_read(crm_object, checked)
+            names = {crm_object.name, *MAPPED_OBJECTS}
+            describes = {name: crm.client.describe(name) for name in names}
+            types = field_types(fields, describes, crm_object.name)
+            run = sync_crm_object(
+                client=crm.client,
+                engine=warehouse.engine,
+                crm_object=crm_object,
+                types=types,
+                window=run_window(context),
+                run_id=context.run.run_id,
+                progress=context.log.info,
+                allow_mass_delete=allows_mass_delete(context.run.tags),
+            )
         schema = TableSchema(columns=[TableColumn(crm_column_name(f), t) for f, t in types.items()])
         return MaterializeResult(
             metadata={

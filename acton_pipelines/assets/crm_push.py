@@ -8,6 +8,7 @@ from acton_pipelines.build.push import push_to_crm
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import SalesforceResource
 from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.step_failures import one_line_failure
 
 
 @asset(
@@ -30,13 +31,14 @@ def crm_push(
     warehouse: WarehouseResource,
     mapping: MappingResource,
 ) -> MaterializeResult:
-    result = push_to_crm(
-        engine=warehouse.engine,
-        client=crm.client,
-        mapping=mapping.load_for_run(),
-        run_id=context.run.run_id,
-        progress=context.log.info,
-    )
+    with one_line_failure("crm_push"):
+        result = push_to_crm(
+            engine=warehouse.engine,
+            client=crm.client,
+            mapping=mapping.load_for_run(context, warehouse.engine),
+            run_id=context.run.run_id,
+            progress=context.log.info,
+        )
     by_field: dict[str, int] = {}
     for write in result.plan.writes:
         key = f"{write.object}.{write.field}"

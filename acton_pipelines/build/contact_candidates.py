@@ -119,28 +119,29 @@ def _converted_from(leads: Table) -> Subquery:
     )
 
 
-def touched_in_run(tables: dict[str, Table], run_id: str) -> dict[str, ColumnElement[bool]]:
-    """Per candidate query, the condition selecting the records whose Act-On contact a run's
-    CRM changes may have changed: the record itself, its owner, its account, the account's
-    opportunities (changed or deleted), and a Contact a Lead was just converted into."""
+def touched_by_runs(tables: dict[str, Table], runs: Select) -> dict[str, ColumnElement[bool]]:
+    """Per candidate query, the condition selecting the records whose Act-On contact the CRM
+    changes of ``runs`` (a ``SELECT run_id``) may have changed: the record itself, its owner,
+    its account, the account's opportunities (changed or deleted), and a Contact a Lead was
+    just converted into."""
     lead, contact = tables[LEAD.table], tables[CONTACT.table]
     account, user = tables[ACCOUNT.table], tables[USER.table]
     opportunity = tables[OPPORTUNITY.table]
-    owners = select(user.c.id).where(user.c.sync_run_id == run_id)
+    owners = select(user.c.id).where(user.c.sync_run_id.in_(runs))
     accounts = union(
-        select(account.c.id).where(account.c.sync_run_id == run_id),
-        select(opportunity.c.accountid).where(opportunity.c.sync_run_id == run_id),
+        select(account.c.id).where(account.c.sync_run_id.in_(runs)),
+        select(opportunity.c.accountid).where(opportunity.c.sync_run_id.in_(runs)),
         select(sync_deletions.c.account_id).where(
-            sync_deletions.c.sync_run_id == run_id, sync_deletions.c.account_id.is_not(None)
+            sync_deletions.c.sync_run_id.in_(runs), sync_deletions.c.account_id.is_not(None)
         ),
     )
     converted_into = select(lead.c.convertedcontactid).where(
-        lead.c.sync_run_id == run_id, lead.c.convertedcontactid.is_not(None)
+        lead.c.sync_run_id.in_(runs), lead.c.convertedcontactid.is_not(None)
     )
     return {
-        LEAD.table: or_(lead.c.sync_run_id == run_id, lead.c.ownerid.in_(owners)),
+        LEAD.table: or_(lead.c.sync_run_id.in_(runs), lead.c.ownerid.in_(owners)),
         CONTACT.table: or_(
-            contact.c.sync_run_id == run_id,
+            contact.c.sync_run_id.in_(runs),
             contact.c.ownerid.in_(owners),
             contact.c.accountid.in_(accounts),
             contact.c.id.in_(converted_into),

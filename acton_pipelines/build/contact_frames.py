@@ -5,29 +5,40 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, delete, inspect, select
+from sqlalchemy import Connection, Engine, Select, delete, inspect, select
 
 from acton_pipelines.build.contact_candidates import read_chunks
 from acton_pipelines.contact_values import conform_contacts
 from acton_pipelines.mapping.models import Mapping
+from acton_pipelines.warehouse.catch_up import (
+    Upstream,
+    mapping_changed_since_last_build,
+    pending_upstream,
+)
 from acton_pipelines.warehouse.staged_load import MergeCounts, StagedLoad
-from acton_pipelines.warehouse.tables import acton_contacts_table, sync_runs
+from acton_pipelines.warehouse.tables import acton_contacts_table
 
 
-def contacts_rebuilt_in_run(engine: Engine, run_id: str) -> str | None:
-    """How this run rebuilt ``acton_contacts`` (``"full"``/``"incremental"``), or ``None``."""
-    statement = select(sync_runs.c.mode).where(
-        sync_runs.c.run_id == run_id, sync_runs.c.object == "acton_contacts"
+def contacts_to_rebuild(
+    engine: Engine, mapping: Mapping, table: str, run_id: str, full: bool
+) -> tuple[Upstream, Select | None]:
+    """What a per-contact table (scores, memberships) rebuilds: the ``acton_contacts`` builds
+    committed since its own last successful build, and the ``SELECT run_id`` of those builds
+    whose contacts to take, or ``None`` for every contact (a full run, a full contacts build
+    among them, or a mapping version other than the last build's: sheets or rules may have
+    changed)."""
+    upstream = pending_upstream(engine, table, ("acton_contacts",))
+    everything = (
+        full or upstream.includes_full or mapping_changed_since_last_build(engine, table, run_id)
     )
-    with engine.connect() as conn:
-        return conn.execute(statement).scalar_one_or_none()
+    return upstream, None if everything else upstream.runs()
 
 
 def contact_chunks(
-    engine: Engine, mapping: Mapping, chunk_size: int, only_run: str | None = None
+    engine: Engine, mapping: Mapping, chunk_size: int, only_runs: Select | None = None
 ) -> Iterator[pd.DataFrame]:
     """``acton_contacts`` in chunks, every mapped column typed by its data type; with
-    ``only_run``, just the contacts that run wrote."""
+    ``only_runs`` (a ``SELECT run_id``), just the contacts those runs wrote last."""
     if "acton_contacts" not in inspect(engine).get_table_names():
         raise RuntimeError(
             "the warehouse has no acton_contacts yet: materialize acton_contacts first "
@@ -35,8 +46,8 @@ def contact_chunks(
         )
     table = acton_contacts_table(mapping)
     statement = select(table).order_by(table.c.contact_id)
-    if only_run is not None:
-        statement = statement.where(table.c.sync_run_id == only_run)
+    if only_runs is not None:
+        statement = statement.where(table.c.sync_run_id.in_(only_runs))
     for chunk in read_chunks(engine, statement, chunk_size):
         # Values were conformed on the way in; this only restores their pandas types.
         yield conform_contacts(chunk, mapping).contacts

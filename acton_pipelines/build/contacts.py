@@ -11,6 +11,7 @@ from sqlalchemy import (
     CompoundSelect,
     Connection,
     Engine,
+    Select,
     Table,
     and_,
     delete,
@@ -26,22 +27,25 @@ from acton_pipelines.build.contact_candidates import (
     lead_candidates,
     mirror_tables,
     read_chunks,
-    touched_in_run,
+    touched_by_runs,
 )
 from acton_pipelines.contact_values import conform_contacts
 from acton_pipelines.crm.objects import CONTACT, CRM_OBJECTS, LEAD
 from acton_pipelines.crm.window import SyncWindow
 from acton_pipelines.mapping.models import DataType, Mapping
+from acton_pipelines.warehouse.catch_up import pending_upstream
 from acton_pipelines.warehouse.staged_load import StagedLoad
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
 from acton_pipelines.warehouse.tables import (
     acton_contact_rejects,
     acton_contacts_table,
     sync_deletions,
-    sync_runs,
 )
 
 CHUNK_SIZE = 5_000
+ACTON_CONTACTS = "acton_contacts"
+# acton_contacts is built from every CRM mirror table.
+CRM_TABLES = tuple(o.table for o in CRM_OBJECTS)
 
 
 @dataclass
@@ -93,33 +97,15 @@ def _drop_duplicates_by_policy(conn: Connection, stage: Table, policy: str) -> i
     return conn.execute(statement).rowcount or 0
 
 
-def rebuild_everything(engine: Engine, mapping: Mapping, run_id: str, window: SyncWindow) -> bool:
-    """Whether this run rebuilds every contact: a full sync, a CRM object that fell back to a
-    full sync, no CRM sync in this run (the asset materialized on its own), or a duplicate
-    email policy that compares each contact with all the others."""
-    if window.is_full or mapping.duplicate_email_policy != "keep_both":
-        return True
-    with engine.connect() as conn:
-        modes = set(
-            conn.execute(
-                select(sync_runs.c.mode).where(
-                    sync_runs.c.run_id == run_id,
-                    sync_runs.c.object.in_([o.table for o in CRM_OBJECTS]),
-                )
-            ).scalars()
-        )
-    return not modes or "full" in modes
-
-
-def _changed_records(tables: dict[str, Table], run_id: str, stage: Table) -> CompoundSelect:
-    """CRM Ids whose Act-On contact this run may have changed or removed."""
+def _changed_records(tables: dict[str, Table], runs: Select, stage: Table) -> CompoundSelect:
+    """CRM Ids whose Act-On contact the CRM changes of ``runs`` may have changed or removed."""
     lead, contact = tables[LEAD.table], tables[CONTACT.table]
     return union(
         select(stage.c.external_id),
-        select(lead.c.id).where(lead.c.sync_run_id == run_id),
-        select(contact.c.id).where(contact.c.sync_run_id == run_id),
+        select(lead.c.id).where(lead.c.sync_run_id.in_(runs)),
+        select(contact.c.id).where(contact.c.sync_run_id.in_(runs)),
         select(sync_deletions.c.record_id).where(
-            sync_deletions.c.sync_run_id == run_id,
+            sync_deletions.c.sync_run_id.in_(runs),
             sync_deletions.c.object.in_([LEAD.name, CONTACT.name]),
         ),
     )
@@ -136,19 +122,30 @@ def build_acton_contacts(
 ) -> ContactBuild:
     """Map unconverted Leads and Contacts of the CRM mirror onto Act-On contacts.
 
-    A full rebuild maps every record and removes contacts whose CRM record is gone; an
-    incremental one maps only the records this run's CRM changes touched (directly, or through
-    their account, its opportunities or their owner) and removes the contacts of deleted and
-    converted records. Values are conformed to the mapping's data types chunk by chunk; a bad
-    value becomes NULL and is quarantined in ``acton_contact_rejects`` (the contact still
-    loads). The merge, the removals and the ``sync_runs`` row commit together.
+    The build catches up on every CRM sync committed since its own last successful build
+    (``pending_upstream``), not only this run's: a run that failed half-way is healed by the
+    next. A full rebuild (a full sync run, a full read among those syncs, or a duplicate email
+    policy that compares each contact with all the others) maps every record and removes
+    contacts whose CRM record is gone; otherwise only the records those syncs touched (directly,
+    or through their account, its opportunities or their owner) are mapped, and the contacts
+    of deleted and converted records removed. Values are conformed to the mapping's data types
+    chunk by chunk; a bad value becomes NULL and is quarantined in ``acton_contact_rejects``
+    (the contact still loads). The merge, the removals and the ``sync_runs`` row (with the
+    upstream mark it reached) commit together.
     """
     tables = mirror_tables(engine)
     target = acton_contacts_table(mapping)
-    everything = rebuild_everything(engine, mapping, run_id, window)
-    scope = {} if everything else touched_in_run(tables, run_id)
+    upstream = pending_upstream(engine, ACTON_CONTACTS, CRM_TABLES)
+    progress(upstream.describe())
+    everything = (
+        window.is_full or upstream.includes_full or mapping.duplicate_email_policy != "keep_both"
+    )
+    scope = {} if everything else touched_by_runs(tables, upstream.runs())
     run = SyncRun(
-        run_id=run_id, object="acton_contacts", mode="full" if everything else "incremental"
+        run_id=run_id,
+        object=ACTON_CONTACTS,
+        mode="full" if everything else "incremental",
+        consumed_through=upstream.through,
     )
     reasons: dict[str, int] = {}
     try:
@@ -183,7 +180,7 @@ def build_acton_contacts(
                 if everything:
                     stale = contacts.missing(from_crm)
                 else:
-                    changed = _changed_records(tables, run_id, contacts.stage)
+                    changed = _changed_records(tables, upstream.runs(), contacts.stage)
                     stale = contacts.missing(from_crm & target.c.external_id.in_(changed))
                 run.rows_deleted = conn.execute(delete(target).where(stale)).rowcount or 0
                 run.rows_upserted = contacts.merge(conn).upserted

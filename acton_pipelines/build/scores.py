@@ -10,7 +10,7 @@ from sqlalchemy import Engine, inspect, select
 
 from acton_pipelines.build.contact_frames import (
     contact_chunks,
-    contacts_rebuilt_in_run,
+    contacts_to_rebuild,
     merge_contact_rows,
 )
 from acton_pipelines.crm.window import SyncWindow
@@ -46,18 +46,27 @@ def build_contact_scores(
     """Score every Act-On contact with every score sheet; scores of contacts that no longer
     exist (or sheets no longer in the mapping) are removed in the same transaction.
 
+    Only the contacts that the ``acton_contacts`` builds since its own last build wrote are
+    rescored, unless everything must be (``contacts_to_rebuild``).
+
     Returns the run record and, per sheet, the count, mean and max of its scores.
     """
-    everything = window.is_full or contacts_rebuilt_in_run(engine, run_id) != "incremental"
+    upstream, only_runs = contacts_to_rebuild(
+        engine, mapping, "contact_scores", run_id, window.is_full
+    )
+    everything = only_runs is None
+    progress(upstream.describe())
     run = SyncRun(
-        run_id=run_id, object="contact_scores", mode="full" if everything else "incremental"
+        run_id=run_id,
+        object="contact_scores",
+        mode="full" if everything else "incremental",
+        consumed_through=upstream.through,
     )
     totals: dict[str, dict[str, float]] = {}
-    only_run = None if everything else run_id
     try:
         with StagedLoad(engine, contact_scores, ["contact_id", "score_sheet"]) as load:
             computed_at = utc_now()
-            for contacts in contact_chunks(engine, mapping, chunk_size, only_run):
+            for contacts in contact_chunks(engine, mapping, chunk_size, only_runs):
                 scores = compute_scores(
                     contacts, mapping, computed_at, activity=_activity_of(engine, contacts)
                 )

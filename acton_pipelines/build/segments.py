@@ -9,7 +9,7 @@ from sqlalchemy import Engine, delete, func, select
 
 from acton_pipelines.build.contact_frames import (
     contact_chunks,
-    contacts_rebuilt_in_run,
+    contacts_to_rebuild,
     merge_contact_rows,
 )
 from acton_pipelines.crm.window import SyncWindow
@@ -34,19 +34,26 @@ def build_segments(
 ) -> tuple[SyncRun, dict[str, int]]:
     """Evaluate the default and custom segments over the Act-On contacts.
 
-    A full build places every contact; an incremental one the contacts this run rebuilt.
+    A full build places every contact; an incremental one the contacts that the
+    ``acton_contacts`` builds since its own last build wrote (``contacts_to_rebuild``).
     Each membership records the rule that matched. Memberships that no longer hold, those of
     contacts that are gone, and segments removed from the mapping are deleted, and segment
     sizes recounted, in one transaction. Returns the run record and each segment's size.
     """
-    everything = window.is_full or contacts_rebuilt_in_run(engine, run_id) != "incremental"
-    run = SyncRun(
-        run_id=run_id, object="segment_members", mode="full" if everything else "incremental"
+    upstream, only_runs = contacts_to_rebuild(
+        engine, mapping, "segment_members", run_id, window.is_full
     )
-    only_run = None if everything else run_id
+    everything = only_runs is None
+    progress(upstream.describe())
+    run = SyncRun(
+        run_id=run_id,
+        object="segment_members",
+        mode="full" if everything else "incremental",
+        consumed_through=upstream.through,
+    )
     try:
         with StagedLoad(engine, members_table, ["segment", "contact_id"]) as members:
-            for contacts in contact_chunks(engine, mapping, chunk_size, only_run):
+            for contacts in contact_chunks(engine, mapping, chunk_size, only_runs):
                 chunk = segment_members(contacts, mapping)
                 chunk["sync_run_id"] = run_id
                 members.append(chunk)

@@ -8,13 +8,9 @@ from typing import Any, TypeVar
 
 import click
 
-from acton_pipelines.build.contact_candidates import MirrorMissing
-from acton_pipelines.crm.client import CrmUnavailable
-from acton_pipelines.mapping import MappingError
+from acton_pipelines.step_failures import USER_ERRORS
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-USER_ERRORS = (CrmUnavailable, MappingError, MirrorMissing, FileNotFoundError)
 
 
 def friendly_errors(command: F) -> F:

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, literal, select
+import pandas as pd
+from sqlalchemy import Connection, Engine, Table, delete, func, literal, select
 
 from acton_pipelines.crm.client import CrmClient
 from acton_pipelines.crm.deletion_log import deletion_log_gap
 from acton_pipelines.crm.extract import build_soql, page_frame
+from acton_pipelines.crm.mass_delete import (
+    DeletionCheck,
+    MassDeleteRefused,
+    mass_delete_problem,
+    max_delete_fraction,
+)
 from acton_pipelines.crm.objects import CrmObject
+from acton_pipelines.crm.run_window import lookback
 from acton_pipelines.crm.window import FULL_SYNC, SyncWindow
 from acton_pipelines.warehouse.schema import ensure_table
 from acton_pipelines.warehouse.staged_load import StagedLoad, upsert_records
-from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
+from acton_pipelines.warehouse.sync_runs import SyncRun, last_high_water_mark, utc_now
 from acton_pipelines.warehouse.tables import crm_table, sync_deletions
 
 IS_DELETED = "IsDeleted"
@@ -52,6 +62,58 @@ def _record_deletions(
     return len(records)
 
 
+def _newest(mark: datetime | None, stamps: pd.Series) -> datetime | None:
+    """The later of ``mark`` and the newest of ``stamps`` (the page's SystemModstamps)."""
+    newest = stamps.max() if len(stamps) else None
+    if newest is None or pd.isna(newest):
+        return mark
+    newest = newest.to_pydatetime()
+    return newest if mark is None or newest > mark else mark
+
+
+def resolve_window(
+    client: CrmClient, engine: Engine, crm_object: CrmObject, window: SyncWindow
+) -> SyncWindow:
+    """The window this object actually reads: a full read when the CRM's deletion log no
+    longer reaches its last successful sync; from its high-water mark (minus the lookback)
+    when the run asks for ``since_last_sync`` and one is known; else ``window`` as it is."""
+    if window.is_full:
+        return window
+    gap = deletion_log_gap(client, engine, crm_object, utc_now())
+    if gap:
+        return replace(FULL_SYNC, reason=f"read in full instead of incrementally: {gap}")
+    mark = last_high_water_mark(engine, crm_object.table) if window.since_last_sync else None
+    if mark is None:
+        return window
+    start = mark - lookback()
+    return replace(
+        window,
+        start=start,
+        reason=f"{window.reason}: from {start:%Y-%m-%d %H:%M:%S} UTC (high-water mark "
+        f"{mark:%Y-%m-%d %H:%M:%S} UTC minus the lookback)",
+    )
+
+
+def _guard_deletions(
+    conn: Connection,
+    table: Table,
+    crm_object: CrmObject,
+    doomed: Any,
+    rows_read: int,
+    max_fraction: float | None,
+) -> None:
+    """Refuse (``MassDeleteRefused``) before deleting the rows matching ``doomed`` when they
+    are a mass deletion; ``max_fraction`` None means the run confirmed mass deletions."""
+    if max_fraction is None:
+        return
+    held = conn.execute(select(func.count()).select_from(table)).scalar_one()
+    to_delete = conn.execute(select(func.count()).select_from(table).where(doomed)).scalar_one()
+    check = DeletionCheck(table.name, crm_object.name, int(held), rows_read, int(to_delete))
+    problem = mass_delete_problem(check, max_fraction)
+    if problem:
+        raise MassDeleteRefused(problem)
+
+
 def sync_crm_object(
     *,
     client: CrmClient,
@@ -61,40 +123,41 @@ def sync_crm_object(
     window: SyncWindow,
     run_id: str,
     progress: Callable[[str], Any] = print,
+    allow_mass_delete: bool = False,
 ) -> SyncRun:
     """Read ``crm_object`` page by page into a staging table, then merge it into its mirror
     table, apply deletions and record ``sync_runs``, all in one transaction.
 
-    An incremental sync reads the window with ``queryAll``: records with ``IsDeleted`` are
-    removed from the mirror and listed in ``sync_deletions``. It turns into a full sync when
-    the CRM's deletion log no longer reaches back to the last successful sync. A full sync
-    removes (and lists) the rows whose record is no longer in the CRM.
+    An incremental sync reads its window with ``queryAll``: records with ``IsDeleted`` are
+    removed from the mirror and listed in ``sync_deletions``. It turns into a full read when
+    the CRM's deletion log no longer reaches back to the last successful sync (the reason is
+    kept in ``sync_runs.message``). A full sync removes (and lists) the rows whose record is
+    no longer in the CRM. Either way, deletions above the mass-delete guard's line
+    (``ACTON_MAX_DELETE_FRACTION``) stop the sync before anything is written, unless
+    ``allow_mass_delete``.
     """
     table = crm_table(crm_object.table, types.items())
     ensure_table(engine, table)
     ensure_table(engine, sync_deletions)
-    if not window.is_full:
-        gap = deletion_log_gap(client, engine, crm_object, utc_now())
-        if gap:
-            progress(f"{crm_object.table}: running a full sync instead: {gap}")
-            window = FULL_SYNC
-    run = SyncRun(
-        run_id=run_id,
-        object=crm_object.table,
-        mode=window.mode,
-        window_start=window.start,
-        window_end=window.end,
-    )
+    max_fraction = None if allow_mass_delete else max_delete_fraction()
     calls_before = client.api_calls
-    with_deletions = not window.is_full and crm_object.has_is_deleted
-    fields = [*types, IS_DELETED] if with_deletions else list(types)
-    soql = build_soql(crm_object, fields, window)
-    deleted_at: dict[str, Any] = {}
+    run = SyncRun(run_id=run_id, object=crm_object.table, mode=window.mode)
     try:
+        window = resolve_window(client, engine, crm_object, window)
+        if window.reason:
+            progress(f"{crm_object.table}: {window.reason}")
+        run.mode, run.message = window.mode, window.reason or None
+        run.window_start, run.window_end = window.start, window.end
+        run.high_water_mark = last_high_water_mark(engine, crm_object.table)
+        with_deletions = not window.is_full and crm_object.has_is_deleted
+        fields = [*types, IS_DELETED] if with_deletions else list(types)
+        soql = build_soql(crm_object, fields, window)
+        deleted_at: dict[str, Any] = {}
         with StagedLoad(engine, table, ["id"]) as load:
             synced_at = utc_now()
             for page in client.query_pages(soql, include_deleted=with_deletions):
                 frame = page_frame(page.records, types)
+                run.high_water_mark = _newest(run.high_water_mark, frame["systemmodstamp"])
                 if with_deletions:
                     gone = [bool(r.get(IS_DELETED)) for r in page.records]
                     stamps = frame.loc[gone, "systemmodstamp"]
@@ -107,21 +170,16 @@ def sync_crm_object(
                 progress(f"{crm_object.table}: read {run.rows_read:,} of {page.total_size:,}")
             run.api_calls = client.api_calls - calls_before
             with engine.begin() as conn:
-                counts = load.merge(conn)
-                run.rows_upserted = counts.upserted
                 if window.is_full:
+                    doomed, detected_by = load.missing(), "missing_from_full_sync"
+                else:
+                    doomed, detected_by = table.c.id.in_(list(deleted_at)), "deleted_in_crm"
+                if window.is_full or deleted_at:
+                    _guard_deletions(conn, table, crm_object, doomed, run.rows_read, max_fraction)
+                run.rows_upserted = load.merge(conn).upserted
+                if window.is_full or deleted_at:
                     run.rows_deleted = _record_deletions(
-                        conn, crm_object, table, load.missing(), "missing_from_full_sync", run_id
-                    )
-                elif deleted_at:
-                    run.rows_deleted = _record_deletions(
-                        conn,
-                        crm_object,
-                        table,
-                        table.c.id.in_(list(deleted_at)),
-                        "deleted_in_crm",
-                        run_id,
-                        deleted_at,
+                        conn, crm_object, table, doomed, detected_by, run_id, deleted_at
                     )
                 run.record(conn)
     except Exception as error:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, Table, inspect, text
 
+from acton_pipelines.mapping.models import Mapping
+from acton_pipelines.warehouse.tables import acton_contacts_table, metadata
+
 
 def ensure_table(engine: Engine, table: Table) -> list[str]:
     """Create ``table`` if it is missing, else add the columns it lacks; returns added columns.
@@ -30,4 +33,19 @@ def ensure_table(engine: Engine, table: Table) -> list[str]:
             added.append(column.name)
         for index in table.indexes:
             index.create(conn, checkfirst=True)
+    return added
+
+
+def prepare_warehouse(engine: Engine, mapping: Mapping) -> list[str]:
+    """Create every table of the warehouse and add the columns ``mapping`` needs, before a
+    run's steps read or write anything; returns the ``table.column``s added.
+
+    Done once per run, when the run takes its mapping: every step then finds the tables and
+    columns of that mapping (a field added to the mapping exists as a NULL column even for a
+    push run that comes before the next sync fills it). The CRM mirror tables take their
+    columns from the CRM's describe and are evolved by their own sync step.
+    """
+    added = []
+    for table in [*metadata.sorted_tables, acton_contacts_table(mapping)]:
+        added.extend(f"{table.name}.{column}" for column in ensure_table(engine, table))
     return added

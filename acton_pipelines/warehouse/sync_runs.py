@@ -1,4 +1,12 @@
-"""The ``sync_runs`` record: one row per object per run, written with the data it describes."""
+"""The ``sync_runs`` record: one row per object per run, written with the data it describes.
+
+Each row takes the next value of ``sync_sequence`` in the transaction that commits it. On
+PostgreSQL the counter row stays locked until that commit, and SQLite has one writer at a time,
+so ``seq`` is commit order: a reader that has seen row N has seen every committed row below N.
+That makes ``seq`` a safe high-water mark for the tables built from other tables: a build
+records the newest upstream ``seq`` it took in (``consumed_through``) and the next build
+catches up on everything above it, even when the run in between failed half-way.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +14,43 @@ import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect, select, update
 
-from acton_pipelines.warehouse.staged_load import insert_row
-from acton_pipelines.warehouse.tables import sync_runs
+from acton_pipelines.warehouse.staged_load import insert_row, upsert_records
+from acton_pipelines.warehouse.tables import sync_runs, sync_sequence
 
 logger = logging.getLogger(__name__)
+
+# Long enough for any message we write; a cause longer than this is cut with an ellipsis.
+MAX_ERROR_LENGTH = 500
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def one_line(error: BaseException) -> str:
+    """``error`` as one line for ``sync_runs.error`` and run pages: its message's first line
+    (its type when the message is empty), cut to ``MAX_ERROR_LENGTH`` characters."""
+    text = str(error).strip()
+    first = text.splitlines()[0].strip() if text else type(error).__name__
+    if len(text.splitlines()) > 1:
+        first = f"{first} (+{len(text.splitlines()) - 1} more lines)"
+    return first if len(first) <= MAX_ERROR_LENGTH else first[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+def next_seq(conn: Connection) -> int:
+    """The next value of the ``sync_runs`` sequence, inside the caller's transaction."""
+    upsert_records(
+        conn, sync_sequence, [{"name": sync_runs.name, "value": 0}], ["name"], update=False
+    )
+    statement = (
+        update(sync_sequence)
+        .where(sync_sequence.c.name == sync_runs.name)
+        .values(value=sync_sequence.c.value + 1)
+        .returning(sync_sequence.c.value)
+    )
+    return int(conn.execute(statement).scalar_one())
 
 
 @dataclass
@@ -36,20 +71,49 @@ class SyncRun:
     message: str | None = None
     started_at: datetime = field(default_factory=utc_now)
     finished_at: datetime | None = None
+    error: str | None = None
+    high_water_mark: datetime | None = None
+    seq: int | None = None
+    consumed_through: int | None = None
 
     def record(self, conn: Connection, status: str = "success") -> None:
         """Write the row inside the caller's transaction (with the data it describes)."""
         self.status = status
         self.finished_at = utc_now()
-        sync_runs.create(conn, checkfirst=True)
+        # Normally created with every other table before the run's first step
+        # (prepare_warehouse); kept here so a lone build or test on an empty warehouse works.
+        for table in (sync_runs, sync_sequence):
+            table.create(conn, checkfirst=True)
+        self.seq = next_seq(conn)
         insert_row(conn, sync_runs, asdict(self))
 
     def record_failure(self, engine: Engine, error: BaseException) -> None:
         """Best-effort record of a failed run, in its own transaction: a failure to record it
         (the warehouse itself being down, say) must not hide the error that stopped the run."""
-        self.message = f"{type(error).__name__}: {error}"[:2000]
+        self.error = one_line(error)
         try:
             with engine.begin() as conn:
                 self.record(conn, status="failed")
         except Exception:  # noqa: BLE001
             logger.exception("could not record the failed run in sync_runs")
+
+
+def last_high_water_mark(engine: Engine, table: str) -> datetime | None:
+    """The newest ``SystemModstamp`` the last successful sync of ``table`` (any mode) read,
+    carried forward by syncs that read nothing; ``None`` when there is none."""
+    if sync_runs.name not in inspect(engine).get_table_names():
+        return None
+    statement = (
+        select(sync_runs.c.high_water_mark)
+        .where(
+            sync_runs.c.object == table,
+            sync_runs.c.status == "success",
+            sync_runs.c.high_water_mark.is_not(None),
+        )
+        .order_by(sync_runs.c.seq.desc().nulls_last(), sync_runs.c.started_at.desc())
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        mark = conn.execute(statement).scalar_one_or_none()
+    # SQLite hands timestamps back without their zone; they were written in UTC.
+    return mark.replace(tzinfo=UTC) if mark is not None and mark.tzinfo is None else mark

@@ -95,9 +95,30 @@ sync_runs = Table(
     Column("rows_rejected", BigInteger, nullable=False, default=0),
     Column("api_calls", BigInteger, nullable=False, default=0),
     Column("status", Text, nullable=False),
+    # A note on how the run went (e.g. why an incremental sync read everything instead).
     Column("message", Text),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
+    # Why a failed run failed, in one line a user can act on.
+    Column("error", Text),
+    # CRM objects: the newest SystemModstamp this sync has read (the next incremental run of
+    # the schedule reads from here, minus the lookback).
+    Column("high_water_mark", DateTime(timezone=True)),
+    # Commit order: taken from sync_sequence in the transaction that writes the row, so a row
+    # with a higher seq was always committed after every row with a lower one.
+    Column("seq", BigInteger),
+    # Derived tables (acton_contacts, contact_scores, segment_members): the seq of the newest
+    # upstream sync_runs row this build took in. The next build catches up from there.
+    Column("consumed_through", BigInteger),
+    Index("ix_sync_runs_object_seq", "object", "seq"),
+)
+
+# One counter per sequence; sync_runs.seq comes from the "sync_runs" row.
+sync_sequence = Table(
+    "sync_sequence",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", BigInteger, nullable=False),
 )
 
 
@@ -289,3 +310,47 @@ def acton_contacts_table(mapping: Mapping) -> Table:
     if "email" in table.c:
         Index("ix_acton_contacts_email", table.c.email)
     return table
+
+
+# The mapping each run used: its files, read once at the run's first step (so an edit made
+# while the run is in flight waits for the next run), and which version each run took.
+mapping_versions = Table(
+    "mapping_versions",
+    metadata,
+    Column("mapping_hash", Text, primary_key=True),
+    # {"contact_mapping.yaml": "<text>", ...}: the files exactly as they were read.
+    Column("files", Text, nullable=False),
+    Column("source_dir", Text),
+    Column("first_run_id", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+run_mappings = Table(
+    "run_mappings",
+    metadata,
+    Column("run_id", Text, primary_key=True),
+    Column("mapping_hash", Text, nullable=False),
+    Column("adopted_at", DateTime(timezone=True), nullable=False),
+)
+
+
+run_failures = Table(
+    "run_failures",
+    metadata,
+    # One row per failed Dagster run, written by the run_failure_alerts sensor (upsert by run).
+    Column("run_id", Text, primary_key=True),
+    Column("job_name", Text, nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    # One line: "step: cause" per distinct cause (a Failure's description or the innermost
+    # error's message), never a stack trace.
+    Column("cause", Text, nullable=False),
+    # The failed steps, comma-separated; empty when the run failed outside its steps.
+    Column("step_keys", Text),
+    # JSON object of the run's acton/* and partition tags (mode, partition range, ...).
+    Column("tags", Text),
+    # Whether the alert webhook (ACTON_ALERT_WEBHOOK_URL) accepted the alert; alert_error says
+    # why not (the webhook's scheme and host only, never its URL).
+    Column("alerted", Boolean, nullable=False, default=False),
+    Column("alert_error", Text),
+    Index("ix_run_failures_failed_at", "failed_at"),
+)

@@ -24,7 +24,7 @@ def test_the_anchor_week_runs_and_the_next_is_skipped_with_a_reason(
     monkeypatch.setenv("ACTON_FULL_SYNC_ANCHOR", ANCHOR.isoformat())
     on = evaluate(ANCHOR)
     off = evaluate(ANCHOR + timedelta(days=7))
-    assert isinstance(on, RunRequest) and on.run_key == "full_sync_2026-01-05"
+    assert isinstance(on, RunRequest) and on.run_key == "full-sync-2026-01-05T02:00:00+00:00"
     assert isinstance(off, SkipReason) and "off week" in (off.skip_message or "")
 
 
