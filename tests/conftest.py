@@ -173,9 +173,11 @@ def acton_home(
 
 def home_resources(home: ActonHome, mapping_dir: Path | None = None) -> dict[str, object]:
     """The project's resources pointed at ``home``'s sandbox, warehouse and mapping (CRM
-    retries waiting milliseconds, not seconds)."""
+    retries waiting milliseconds and giving up after seconds, not minutes)."""
     return {
-        "crm": SalesforceResource(retry_initial_wait_seconds=0.01),
+        "crm": SalesforceResource(
+            retry_initial_wait_seconds=0.01, retry_max_wait_seconds=0.05, retry_minutes=0.05
+        ),
         "warehouse": WarehouseResource(url=home.warehouse_url),
         "mapping": MappingResource(directory=str(mapping_dir) if mapping_dir else None),
     }

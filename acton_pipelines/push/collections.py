@@ -11,7 +11,7 @@ from typing import Any
 
 from simple_salesforce.exceptions import SalesforceError
 
-from acton_pipelines.crm.client import CrmClient, describe_error
+from acton_pipelines.crm.client import CrmClient, CrmUnavailable, describe_error
 from acton_pipelines.crm.extract import check_record_id
 from acton_pipelines.push.plan import PlannedWrite
 
@@ -82,6 +82,13 @@ def send_updates(client: CrmClient, writes: list[PlannedWrite]) -> list[WriteOut
     return kept + _send_updates(client, redirected)
 
 
+def _failure_text(error: Exception) -> str:
+    """Why a call failed, for the push log: the CRM's error code and message, or the reason the
+    CRM could not be reached (it stayed down past the retries, the daily API limit, ...). The
+    records stay planned and the next push tries again."""
+    return describe_error(error) if isinstance(error, SalesforceError) else str(error)
+
+
 def send_creates(
     client: CrmClient, leads: list[tuple[str, dict[str, Any]]]
 ) -> dict[str, tuple[str | None, str | None]]:
@@ -93,11 +100,13 @@ def send_creates(
             "records": [{"attributes": {"type": "Lead"}} | fields for _, fields in chunk],
         }
         try:
+            # Not repeated when the answer is lost: the CRM may have made the Leads already.
             results = client.call(
-                lambda sf, body=body: sf.restful("composite/sobjects", method="POST", json=body)
+                lambda sf, body=body: sf.restful("composite/sobjects", method="POST", json=body),
+                idempotent=False,
             )
-        except SalesforceError as error:
-            created |= {key: (None, describe_error(error)) for key, _ in chunk}
+        except (SalesforceError, CrmUnavailable) as error:
+            created |= {key: (None, _failure_text(error)) for key, _ in chunk}
             continue
         for (key, _), result in zip(chunk, results, strict=True):
             if result.get("success"):
@@ -143,8 +152,8 @@ def _send_updates_bulk(
                 )
                 for row in csv.DictReader(io.StringIO(text)):
                     failed[row["sf__Id"]] = row.get("sf__Error") or "failed"
-        except SalesforceError as error:
-            reason = describe_error(error)
+        except (SalesforceError, CrmUnavailable) as error:
+            reason = _failure_text(error)
             outcomes += [WriteOutcome(w, False, reason) for _, ws in records for w in ws]
             continue
         for record_id, fields in records:
@@ -176,8 +185,8 @@ def _send_updates(client: CrmClient, writes: list[PlannedWrite]) -> list[WriteOu
             results = client.call(
                 lambda sf, body=body: sf.restful("composite/sobjects", method="PATCH", json=body)
             )
-        except SalesforceError as error:
-            reason = describe_error(error)
+        except (SalesforceError, CrmUnavailable) as error:
+            reason = _failure_text(error)
             outcomes += [WriteOutcome(w, False, reason) for _, fields in chunk for w in fields]
             continue
         for (_, fields), result in zip(chunk, results, strict=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -16,6 +17,8 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 from acton_pipelines.crm.client import CrmClient, CrmUnavailable, RetryPolicy
 
 DEFAULT_API_VERSION = "59.0"
+RETRY_MINUTES_ENV = "ACTON_CRM_RETRY_MINUTES"
+DEFAULT_RETRY_MINUTES = 10.0
 
 
 class SalesforceResource(ConfigurableResource):
@@ -31,6 +34,12 @@ class SalesforceResource(ConfigurableResource):
       (``SALESFORCE_CONSUMER_KEY``, ``SALESFORCE_CONSUMER_SECRET``, ``SALESFORCE_DOMAIN`` = your
       My Domain, e.g. ``acme.my``).
     Secrets come from environment variables (``EnvVar``) and never reach logs or metadata.
+
+    Retries: 5xx answers, timeouts and dropped connections are retried with waits doubling
+    from ``retry_initial_wait_seconds`` up to ``retry_max_wait_seconds``, for up to
+    ``retry_minutes`` per call (``ACTON_CRM_RETRY_MINUTES``, default 10); then the step fails
+    with one line ("CRM unavailable since HH:MM UTC after N attempts: ..."). The org's daily
+    API limit (REQUEST_LIMIT_EXCEEDED) is never retried: the run stops at once.
     """
 
     mode: Literal["sandbox", "password", "client_credentials"] = "sandbox"
@@ -44,15 +53,34 @@ class SalesforceResource(ConfigurableResource):
     sandbox_url: str | None = Field(
         default=None, description="URL of a running sandbox CRM (`acton sandbox serve`)."
     )
-    retry_attempts: int = 5
-    retry_initial_wait_seconds: float = 1.0
+    retry_minutes: float = Field(
+        default=DEFAULT_RETRY_MINUTES,
+        ge=0,
+        description=(
+            "How long one CRM call keeps retrying 5xx errors, timeouts and dropped connections "
+            f"before the step fails, in minutes (env {RETRY_MINUTES_ENV}; 0: no retries)."
+        ),
+    )
+    retry_initial_wait_seconds: float = Field(
+        default=2.0, gt=0, description="Wait before the first retry; it doubles at each retry."
+    )
+    retry_max_wait_seconds: float = Field(
+        default=120.0, gt=0, description="Longest wait between two attempts of a CRM call."
+    )
+    retry_attempts: int | None = Field(
+        default=None,
+        ge=1,
+        description="Optional cap on the attempts of one CRM call (default: only retry_minutes).",
+    )
 
     _stack: contextlib.ExitStack | None = PrivateAttr(default=None)
     _client: CrmClient | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
+        # Connecting waits for the first step that uses the CRM: a login that fails there is
+        # that step's failure, told in one line on the run page, rather than a resource
+        # initialisation error; and steps that never touch the CRM never log in.
         self._stack = contextlib.ExitStack()
-        self._client = self._stack.enter_context(self.connect())
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._stack is not None:
@@ -60,17 +88,19 @@ class SalesforceResource(ConfigurableResource):
 
     @property
     def client(self) -> CrmClient:
-        """The connected client (inside a Dagster run)."""
+        """The connected client (inside a Dagster run), logged in on first use."""
         if self._client is None:
-            raise RuntimeError("SalesforceResource is not set up; use `with resource.connect()`")
+            if self._stack is None:
+                raise RuntimeError(
+                    "SalesforceResource is not set up; use `with resource.connect()`"
+                )
+            self._client = self._stack.enter_context(self.connect())
         return self._client
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[CrmClient]:
         """Log in and yield a client; an embedded sandbox is started and stopped around it."""
-        policy = RetryPolicy(
-            attempts=self.retry_attempts, initial_wait_seconds=self.retry_initial_wait_seconds
-        )
+        policy = self.retry_policy()
         if self.mode != "sandbox":
             yield CrmClient(sf=self._login_to_salesforce(), retry_policy=policy)
             return
@@ -78,6 +108,19 @@ class SalesforceResource(ConfigurableResource):
 
         with sandbox_connection(self.sandbox_url, self.api_version) as (sf, relogin):
             yield CrmClient(sf=sf, relogin=relogin, retry_policy=policy)
+
+    def retry_policy(self) -> RetryPolicy:
+        """The client's retry policy from the ``retry_*`` fields."""
+        return RetryPolicy(
+            give_up_after_seconds=self.retry_minutes * 60,
+            initial_wait_seconds=self.retry_initial_wait_seconds,
+            # Never more than the total: a short retry_minutes would otherwise be one long wait.
+            max_wait_seconds=max(
+                min(self.retry_max_wait_seconds, self.retry_minutes * 60),
+                self.retry_initial_wait_seconds,
+            ),
+            max_attempts=self.retry_attempts,
+        )
 
     def _login_to_salesforce(self) -> Salesforce:
         try:
@@ -144,8 +187,13 @@ def crm_resource_from_env(*, as_env_vars: bool = True) -> SalesforceResource:
         raise CrmUnavailable(
             f"ACTON_CRM_MODE='{mode}' is not a CRM mode; use one of {', '.join(CRM_MODES)}."
         )
+    retry_minutes = retry_minutes_from_env()
     if mode == "sandbox":
-        return SalesforceResource(mode="sandbox", sandbox_url=os.environ.get("ACTON_SANDBOX_URL"))
+        return SalesforceResource(
+            mode="sandbox",
+            sandbox_url=os.environ.get("ACTON_SANDBOX_URL"),
+            retry_minutes=retry_minutes,
+        )
     secrets: dict[str, Any] = {}
     for name in _SECRETS_BY_MODE[mode]:
         env_name = _ENV_NAMES[name]
@@ -153,5 +201,23 @@ def crm_resource_from_env(*, as_env_vars: bool = True) -> SalesforceResource:
     return SalesforceResource(
         mode=mode,  # type: ignore[arg-type]
         domain=os.environ.get("SALESFORCE_DOMAIN", "login"),
+        retry_minutes=retry_minutes,
         **secrets,
     )
+
+
+def retry_minutes_from_env() -> float:
+    """``ACTON_CRM_RETRY_MINUTES`` (how long a CRM call keeps retrying), default 10 minutes."""
+    raw = os.environ.get(RETRY_MINUTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_RETRY_MINUTES
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = math.nan
+    if not math.isfinite(minutes) or minutes < 0:
+        raise CrmUnavailable(
+            f"{RETRY_MINUTES_ENV}={raw!r} is not a number of minutes; set it to how long a CRM "
+            f"call may keep retrying, e.g. {RETRY_MINUTES_ENV}=10 (0 turns retries off)."
+        )
+    return minutes

@@ -5,6 +5,11 @@ Salesforce request goes through: trailing-slash normalisation, injected faults, 
 deletes, session check, API usage counting and the ``Sforce-Limit-Info`` header. The Starlette
 routes below it only implement the resources.
 
+A dropped connection (an injected ``drop`` fault) is served normally and then cut by
+``_CutResponse``: it forwards the status line, the headers and half of the body, swallows the
+rest, and the gate returns with the response unfinished. uvicorn then closes the connection,
+which is what a client sees when a connection drops mid-body.
+
 Deletes: every ``DELETE`` is refused (403 DELETE_REFUSED) and counted, before the session check,
 because this integration must never delete CRM records -- with one exception: deleting a Bulk
 API 2.0 ingest *job* (``DELETE jobs/ingest/<id>``). That is bookkeeping a well-behaved client
@@ -21,7 +26,9 @@ and the sandbox is never under production load.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
+import logging
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -43,7 +50,7 @@ from acton_pipelines.sandbox import describe, records, replication, store
 from acton_pipelines.sandbox.batch_writes import WriteOperation
 from acton_pipelines.sandbox.bulk_ingest import DELETE_OPERATIONS, IngestJobs, ResultKind
 from acton_pipelines.sandbox.errors import SalesforceApiError, not_found
-from acton_pipelines.sandbox.faults import FaultInjector
+from acton_pipelines.sandbox.faults import FaultInjector, FaultKind
 from acton_pipelines.sandbox.objects import ObjectDef, get_object
 from acton_pipelines.sandbox.query import QueryEngine, batch_size_from_header
 from acton_pipelines.sandbox.sessions import SessionRegistry
@@ -59,6 +66,13 @@ _LOCATOR_RE = re.compile(r"^(?P<locator>[A-Za-z0-9]{15,18})-(?P<offset>\d+)$")
 _INGEST_JOB_PATH_RE = re.compile(r"^/services/data/v\d+\.\d/jobs/ingest/[A-Za-z0-9]{15,18}$")
 DELETE_REFUSED_MESSAGE = (
     "The sandbox CRM refuses deletes: this integration must never delete CRM records."
+)
+# uvicorn's complaint about a response left unfinished; for an injected drop that is the point.
+_UNFINISHED_RESPONSE_LOG = "ASGI callable returned without completing response."
+# Set in the request's own task when a drop fault cut its response (tasks copy the context, so
+# it never leaks into another request).
+_CUT_ON_PURPOSE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "sandbox_cut_on_purpose", default=False
 )
 _RELEASES = {
     55: "Summer '22",
@@ -83,6 +97,8 @@ class SandboxState:
     clock: Callable[[], datetime]
     api_limit: int = DEFAULT_API_LIMIT
     faults: FaultInjector = field(default_factory=FaultInjector)
+    # How getDeleted answers a start older than its log (see ``replication``).
+    deleted_before_log: replication.DeletedBeforeLog = replication.INVALID_REPLICATION_DATE
     queries: QueryEngine = field(default_factory=QueryEngine)
     ingest_jobs: IngestJobs = field(default_factory=IngestJobs)
 
@@ -139,10 +155,13 @@ class _ApiGate:
             await _send_raw(send, *_raw_error(414, "URI_TOO_LONG", "Request URI too long"))
             return
         fault = state.faults.take(method, path)
-        if fault is not None:
+        if fault is not None and fault.kind is FaultKind.ERROR:
             status, body = _raw_error(fault.status, fault.error_code, fault.message)
             await _send_raw(send, status, body, self._limit_header())
             return
+        if fault is not None and fault.kind is FaultKind.DROP:
+            # Everything below runs as usual; only what reaches the wire is cut.
+            send = _CutResponse(send, state.faults, chunked=fault.chunked)
         if path == TOKEN_PATH:
             await self.app(scope, receive, send)
             return
@@ -208,6 +227,58 @@ class _ApiGate:
         except FileNotFoundError:
             used = 0
         return ("sforce-limit-info", f"api-usage={used}/{self.state.api_limit}")
+
+
+class _CutResponse:
+    """A ``send`` that lets the status line, the headers and half of the body out, then nothing.
+
+    The headers keep the full ``Content-Length`` (or, with ``chunked``, lose it so that h11
+    frames the body in chunks and never sends the final empty chunk): the client learns the
+    body is incomplete when the connection closes, and ``requests`` raises
+    ``ChunkedEncodingError``. A response without a body (204) cannot be cut and goes out whole.
+    """
+
+    def __init__(self, send: Send, faults: FaultInjector, *, chunked: bool) -> None:
+        self._send = send
+        self._faults = faults
+        self._chunked = chunked
+        self._start: Message | None = None
+        self._cut = False
+
+    async def __call__(self, message: Message) -> None:
+        if self._cut:
+            return
+        if message["type"] == "http.response.start":
+            # Held back until the body shows whether there is anything to cut.
+            self._start = message
+            return
+        if message["type"] != "http.response.body" or self._start is None:
+            await self._send(message)
+            return
+        body: bytes = message.get("body", b"")
+        if not body and message.get("more_body", False):
+            return
+        start, self._start = self._start, None
+        if not body:
+            await self._send(start)
+            await self._send(message)
+            return
+        if self._chunked:
+            headers = start.get("headers", [])
+            start = {**start, "headers": [h for h in headers if h[0].lower() != b"content-length"]}
+        await self._send(start)
+        kept = body[: len(body) // 2]
+        if kept:
+            await self._send({"type": "http.response.body", "body": kept, "more_body": True})
+        self._cut = True
+        _CUT_ON_PURPOSE.set(True)
+        self._faults.count_drop()
+
+
+def quiet_deliberate_cuts(record: logging.LogRecord) -> bool:
+    """A filter for uvicorn's error log that drops its complaint about a deliberately cut
+    response (the complaint stays for any other unfinished response: that would be a bug)."""
+    return not (record.getMessage() == _UNFINISHED_RESPONSE_LOG and _CUT_ON_PURPOSE.get())
 
 
 async def _send_raw(
@@ -349,7 +420,12 @@ async def sobject_deleted(request: Request) -> Response:
     params = request.query_params
     with state.connection() as conn:
         answer = replication.get_deleted(
-            conn, obj, params.get("start"), params.get("end"), state.clock()
+            conn,
+            obj,
+            params.get("start"),
+            params.get("end"),
+            state.clock(),
+            before_log=state.deleted_before_log,
         )
     return JSONResponse(answer)
 

@@ -1,14 +1,29 @@
-"""Fault injection: make the next N matching requests fail the way Salesforce can fail.
+"""Fault injection: make matching requests fail the way Salesforce (or the network) can fail.
 
-Tests use it to exercise retries, re-login and limit handling without waiting for the real
-thing: ``server.inject_fault(path_contains="/query", status=503,
-error_code="SERVER_UNAVAILABLE", times=2)``.
+Two kinds of fault, each armed for a path fragment (and optionally one HTTP method):
+
+- an **error answer**: the request gets a Salesforce error body with the given status and
+  errorCode, e.g. ``server.inject_fault(path_contains="/query", status=503,
+  error_code="SERVER_UNAVAILABLE", times=2)``. It is answered before the session check and the
+  API usage count, like a load balancer or Salesforce's own gate would.
+- a **dropped connection**: the request is served and counted as usual, but the connection is
+  closed after the status line, the headers and part of the body
+  (``server.drop_connections(path_contains="/query", times=1)``). The headers promise more
+  body than is sent (a ``Content-Length`` larger than what arrives, or an unfinished chunked
+  body), so ``requests`` raises ``ChunkedEncodingError``.
+
+Either kind fires for "the next ``times`` matching requests", or, with ``probability=p``, for a
+share ``p`` of matching requests drawn from a ``random.Random(seed)``: the same requests in the
+same order meet the same faults, so tests stay deterministic.
 """
 
 from __future__ import annotations
 
+import random
 import threading
+from collections import Counter
 from dataclasses import dataclass
+from enum import StrEnum
 
 _DEFAULT_MESSAGES = {
     "SERVER_UNAVAILABLE": "Server temporarily unavailable. Please try again later.",
@@ -19,22 +34,58 @@ _DEFAULT_MESSAGES = {
 }
 
 
+class FaultKind(StrEnum):
+    """What an armed fault does to the request it fires on."""
+
+    ERROR = "error"
+    DROP = "drop"
+
+
 @dataclass
 class Fault:
-    """One armed fault and how many more requests it will answer."""
+    """One armed fault: which requests it hits, what it does, and how often.
 
+    ``remaining`` is how many more requests it fires on (``None``: until cleared). With a
+    ``probability`` below 1 it fires on each matching request with that chance, drawn from
+    ``rng``.
+    """
+
+    kind: FaultKind
     path_contains: str
-    status: int
-    error_code: str
-    message: str
-    remaining: int
+    remaining: int | None
     method: str | None = None
+    status: int = 0
+    error_code: str = ""
+    message: str = ""
+    probability: float = 1.0
+    rng: random.Random | None = None
+    chunked: bool = False
 
     def matches(self, method: str, path: str) -> bool:
-        """Whether a request with ``method`` and ``path`` triggers this fault."""
+        """Whether a request with ``method`` and ``path`` is one this fault targets."""
         if self.method is not None and self.method.upper() != method.upper():
             return False
         return self.path_contains in path
+
+    def fires(self) -> bool:
+        """Whether it fires on a matching request (one draw of its RNG when probabilistic)."""
+        if self.rng is None:
+            return True
+        return self.rng.random() < self.probability
+
+
+def _how_often(
+    times: int | None, probability: float | None, seed: int
+) -> tuple[int | None, float, random.Random | None]:
+    """``(remaining, probability, rng)`` of a fault armed with ``times`` and ``probability``."""
+    if times is not None and times < 1:
+        raise ValueError("times must be at least 1")
+    if probability is None:
+        return (1 if times is None else times), 1.0, None
+    if not 0.0 < probability <= 1.0:
+        raise ValueError("probability must be in (0, 1]")
+    # Without ``times`` a probabilistic fault stays armed until cleared.
+    return times, probability, random.Random(seed)
 
 
 class FaultInjector:
@@ -42,6 +93,7 @@ class FaultInjector:
 
     def __init__(self) -> None:
         self._faults: list[Fault] = []
+        self._served: Counter[FaultKind] = Counter()
         self._lock = threading.Lock()
 
     def inject(
@@ -51,47 +103,108 @@ class FaultInjector:
         status: int,
         error_code: str,
         message: str | None = None,
-        times: int = 1,
+        times: int | None = None,
         method: str | None = None,
+        probability: float | None = None,
+        seed: int = 0,
     ) -> None:
-        """Answer the next ``times`` requests whose path contains ``path_contains`` with an error.
+        """Answer requests whose path contains ``path_contains`` with a Salesforce error.
 
-        ``method`` restricts the fault to one HTTP method. Faults are consumed in the order
-        they were armed.
+        By default the next request (``times`` requests); with ``probability`` a share of them
+        drawn from ``random.Random(seed)`` (until cleared, or ``times`` hits). ``method``
+        restricts the fault to one HTTP method. Faults are tried in the order they were armed.
         """
-        if times < 1:
-            raise ValueError("times must be at least 1")
         if not 400 <= status <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
-        fault = Fault(
-            path_contains=path_contains,
-            status=status,
-            error_code=error_code,
-            message=message or _DEFAULT_MESSAGES.get(error_code, error_code),
-            remaining=times,
-            method=method,
+        remaining, chance, rng = _how_often(times, probability, seed)
+        self._arm(
+            Fault(
+                kind=FaultKind.ERROR,
+                path_contains=path_contains,
+                remaining=remaining,
+                method=method,
+                status=status,
+                error_code=error_code,
+                message=message or _DEFAULT_MESSAGES.get(error_code, error_code),
+                probability=chance,
+                rng=rng,
+            )
         )
+
+    def drop(
+        self,
+        *,
+        path_contains: str,
+        times: int | None = None,
+        method: str | None = None,
+        probability: float | None = None,
+        seed: int = 0,
+        chunked: bool = False,
+    ) -> None:
+        """Cut the responses to requests whose path contains ``path_contains`` mid-body.
+
+        Which requests: as :meth:`inject`. ``chunked`` sends the cut body with chunked
+        transfer encoding instead of a ``Content-Length`` larger than what is sent.
+        """
+        remaining, chance, rng = _how_often(times, probability, seed)
+        self._arm(
+            Fault(
+                kind=FaultKind.DROP,
+                path_contains=path_contains,
+                remaining=remaining,
+                method=method,
+                probability=chance,
+                rng=rng,
+                chunked=chunked,
+            )
+        )
+
+    def _arm(self, fault: Fault) -> None:
         with self._lock:
             self._faults.append(fault)
 
     def take(self, method: str, path: str) -> Fault | None:
-        """The first armed fault matching the request, consuming one of its uses."""
+        """The first armed fault that fires on the request, consuming one of its uses."""
         with self._lock:
             for fault in self._faults:
-                if fault.matches(method, path):
+                if not fault.matches(method, path) or not fault.fires():
+                    continue
+                if fault.remaining is not None:
                     fault.remaining -= 1
                     if fault.remaining == 0:
                         self._faults.remove(fault)
-                    return fault
+                if fault.kind is FaultKind.ERROR:
+                    self._served[FaultKind.ERROR] += 1
+                return fault
         return None
 
+    def count_drop(self) -> None:
+        """Count one response actually cut (the app calls it once the cut is sent)."""
+        with self._lock:
+            self._served[FaultKind.DROP] += 1
+
     def clear(self) -> None:
-        """Disarm every fault."""
+        """Disarm every fault (the served counts stay)."""
         with self._lock:
             self._faults.clear()
 
     @property
     def pending(self) -> int:
-        """How many faulty answers are still armed."""
+        """How many more requests the armed faults with a ``times`` limit will hit.
+
+        A probabilistic fault without ``times`` has no such limit and is not counted.
+        """
         with self._lock:
-            return sum(f.remaining for f in self._faults)
+            return sum(f.remaining for f in self._faults if f.remaining is not None)
+
+    @property
+    def errors_served(self) -> int:
+        """How many requests got an injected error answer."""
+        with self._lock:
+            return self._served[FaultKind.ERROR]
+
+    @property
+    def connections_dropped(self) -> int:
+        """How many responses were cut mid-body."""
+        with self._lock:
+            return self._served[FaultKind.DROP]

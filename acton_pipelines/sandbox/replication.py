@@ -9,9 +9,15 @@ Salesforce's rules:
   ``end`` is later: changes still being made in that minute are left to the next call, whose
   ``start`` must be this ``latestDateCovered``. The window is [start, latestDateCovered).
 - ``start`` may reach back at most 30 days (``INVALID_REPLICATION_DATE``).
-- Deletions are only answered for the last 15 days, or less after a purge. A ``start`` before
-  ``earliestDateAvailable`` is not an error: the answer's ``earliestDateAvailable`` being later
-  than ``start`` tells the client that deletions may be missing and it must resync.
+- Deletions are only answered for the last 15 days, or less after a purge: the answer's
+  ``earliestDateAvailable`` is the minute 15 days back, or the minute after the newest purged
+  deletion if that is later. A ``start`` (truncated) before it is refused with 400
+  ``INVALID_REPLICATION_DATE``, as Salesforce documents ("If the purge has been performed
+  before your getDeleted() call is executed, an INVALID_REPLICATION_DATE error is returned"):
+  the client must resync. Some orgs and API versions answer 200 instead, with an
+  ``earliestDateAvailable`` later than ``start`` as the resync signal; a server created with
+  ``deleted_before_log=LATE_EARLIEST_DATE`` answers that way, so clients can be tested
+  against both.
 - ``getUpdated`` lists created and changed records by SystemModstamp, deleted ones excluded.
 """
 
@@ -21,7 +27,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from acton_pipelines.sandbox import deletion_log, store, values
 from acton_pipelines.sandbox.errors import SalesforceApiError
@@ -29,6 +35,12 @@ from acton_pipelines.sandbox.objects import ObjectDef
 
 UPDATED_REACH = timedelta(days=30)
 DELETED_RETENTION = timedelta(days=15)
+# How getDeleted answers a start older than the delete log reaches: Salesforce's documented
+# 400 INVALID_REPLICATION_DATE (the default), or 200 with a late earliestDateAvailable.
+INVALID_REPLICATION_DATE = "invalid_replication_date"
+LATE_EARLIEST_DATE = "late_earliest_date"
+DeletedBeforeLog = Literal["invalid_replication_date", "late_earliest_date"]
+DELETED_BEFORE_LOG_ANSWERS: tuple[str, ...] = (INVALID_REPLICATION_DATE, LATE_EARLIEST_DATE)
 # Salesforce refuses windows holding more Ids than this (EXCEEDED_ID_LIMIT).
 MAX_IDS = 600_000
 _MINUTE = timedelta(minutes=1)
@@ -125,11 +137,25 @@ def earliest_date_available(conn: sqlite3.Connection, obj: ObjectDef, now: datet
 
 
 def get_deleted(
-    conn: sqlite3.Connection, obj: ObjectDef, start: str | None, end: str | None, now: datetime
+    conn: sqlite3.Connection,
+    obj: ObjectDef,
+    start: str | None,
+    end: str | None,
+    now: datetime,
+    before_log: DeletedBeforeLog = INVALID_REPLICATION_DATE,
 ) -> dict[str, Any]:
-    """The ``deleted`` answer: logged deletions in the window, within the log's reach."""
+    """The ``deleted`` answer: logged deletions in the window, within the log's reach.
+
+    A ``start`` before ``earliestDateAvailable`` is refused (400 INVALID_REPLICATION_DATE), or,
+    with ``before_log=LATE_EARLIEST_DATE``, answered with what the log still holds.
+    """
     span = window(start, end, now)
     earliest = earliest_date_available(conn, obj, now)
+    if span.start < earliest and before_log == INVALID_REPLICATION_DATE:
+        raise _replication_error(
+            f"startDate is before earliestDateAvailable ({api_datetime(earliest)}): the delete "
+            "log no longer reaches back that far"
+        )
     records: list[dict[str, str]] = []
     if obj.has_field("IsDeleted"):
         deletion_log.ensure(conn)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -16,8 +17,14 @@ from types import TracebackType
 import requests
 import uvicorn
 
-from acton_pipelines.sandbox import store
-from acton_pipelines.sandbox.app import DEFAULT_API_LIMIT, TOKEN_PATH, SandboxState, create_app
+from acton_pipelines.sandbox import replication, store
+from acton_pipelines.sandbox.app import (
+    DEFAULT_API_LIMIT,
+    TOKEN_PATH,
+    SandboxState,
+    create_app,
+    quiet_deliberate_cuts,
+)
 from acton_pipelines.sandbox.certs import ensure_certificates
 from acton_pipelines.sandbox.sessions import Credentials, SessionRegistry
 
@@ -50,6 +57,12 @@ class SandboxServer:
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. ``port=0`` picks a free
     port. ``clock`` supplies "now" for write stamps and SOQL date literals (default: UTC now).
+
+    ``deleted_before_log`` says how getDeleted answers a ``start`` older than its delete log
+    (15 days, less after a purge): ``"invalid_replication_date"`` (default) refuses it with
+    400 INVALID_REPLICATION_DATE, as Salesforce documents; ``"late_earliest_date"`` answers 200
+    with an ``earliestDateAvailable`` later than ``start``, as some orgs and API versions do.
+    Either way the client must resync; the option lets it be tested against both.
     """
 
     def __init__(
@@ -65,8 +78,14 @@ class SandboxServer:
         *,
         api_limit: int = DEFAULT_API_LIMIT,
         clock: Callable[[], datetime] = _utc_now,
+        deleted_before_log: replication.DeletedBeforeLog = replication.INVALID_REPLICATION_DATE,
     ) -> None:
         _require_loopback(host)
+        if deleted_before_log not in replication.DELETED_BEFORE_LOG_ANSWERS:
+            raise ValueError(
+                f"deleted_before_log must be one of {replication.DELETED_BEFORE_LOG_ANSWERS}, "
+                f"not {deleted_before_log!r}"
+            )
         self.db_path = Path(db_path)
         self.cert_dir = Path(cert_dir)
         self.host = host
@@ -77,6 +96,7 @@ class SandboxServer:
             sessions=SessionRegistry(self.credentials),
             clock=clock,
             api_limit=api_limit,
+            deleted_before_log=deleted_before_log,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -110,6 +130,10 @@ class SandboxServer:
             h11_max_incomplete_event_size=64 * 1024,
             timeout_graceful_shutdown=2,
         )
+        # After the Config: it (re)configures uvicorn's loggers.
+        error_log = logging.getLogger("uvicorn.error")
+        if quiet_deliberate_cuts not in error_log.filters:
+            error_log.addFilter(quiet_deliberate_cuts)
         server = uvicorn.Server(config)
         self._server = server
         self._thread = threading.Thread(
@@ -184,11 +208,15 @@ class SandboxServer:
         status: int,
         error_code: str,
         message: str | None = None,
-        times: int = 1,
+        times: int | None = None,
         method: str | None = None,
+        probability: float | None = None,
+        seed: int = 0,
     ) -> None:
-        """Answer the next ``times`` requests whose path contains ``path_contains`` with an error.
+        """Answer requests whose path contains ``path_contains`` with a Salesforce error.
 
+        The next request by default, the next ``times`` ones, or with ``probability`` a share of
+        them drawn from ``random.Random(seed)`` (until :meth:`clear_faults`, or ``times`` hits).
         Example: ``inject_fault(path_contains="/query", status=503,
         error_code="SERVER_UNAVAILABLE", times=2)``.
         """
@@ -199,6 +227,35 @@ class SandboxServer:
             message=message,
             times=times,
             method=method,
+            probability=probability,
+            seed=seed,
+        )
+
+    def drop_connections(
+        self,
+        *,
+        path_contains: str,
+        times: int | None = None,
+        method: str | None = None,
+        probability: float | None = None,
+        seed: int = 0,
+        chunked: bool = False,
+    ) -> None:
+        """Serve requests whose path contains ``path_contains``, but close the connection after
+        the headers and half of the body (``requests`` raises ``ChunkedEncodingError``).
+
+        Which requests: as :meth:`inject_fault`. The request itself is handled and counted as
+        usual (the CRM did the work; the answer got lost). ``chunked`` cuts a chunked body
+        instead of one with a too-large ``Content-Length``. Example:
+        ``drop_connections(path_contains="/query", probability=0.4, seed=7)``.
+        """
+        self.state.faults.drop(
+            path_contains=path_contains,
+            times=times,
+            method=method,
+            probability=probability,
+            seed=seed,
+            chunked=chunked,
         )
 
     def clear_faults(self) -> None:
@@ -207,8 +264,18 @@ class SandboxServer:
 
     @property
     def pending_faults(self) -> int:
-        """How many injected faulty answers have not been served yet."""
+        """How many more requests the faults armed with a ``times`` limit will hit."""
         return self.state.faults.pending
+
+    @property
+    def faults_served(self) -> int:
+        """How many requests got an injected error answer."""
+        return self.state.faults.errors_served
+
+    @property
+    def connections_dropped(self) -> int:
+        """How many responses were cut mid-body by :meth:`drop_connections`."""
+        return self.state.faults.connections_dropped
 
     def revoke_sessions(self) -> None:
         """Expire every issued access token (the next call answers 401 INVALID_SESSION_ID)."""

@@ -2,6 +2,8 @@
 
 The private server's database gets records with known SystemModstamps and deletions written
 straight into SQLite (and through the churn), so every window's expected answer is exact.
+getDeleted refuses a start older than its log (400 INVALID_REPLICATION_DATE) unless the server
+is created with ``deleted_before_log=LATE_EARLIEST_DATE`` (200, late earliestDateAvailable).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceR
 
 from acton_pipelines.sandbox import SandboxServer, SeedSummary, churn_sandbox
 from acton_pipelines.sandbox.deletion_log import DELETION_LOG_TABLE
+from acton_pipelines.sandbox.replication import LATE_EARLIEST_DATE
 from acton_pipelines.sandbox.store import to_storage_datetime
 from tests.sandbox.conftest import SEED_NOW, FakeClock, client_for, copy_db
 
@@ -26,6 +29,8 @@ _API_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:00\.000\+0000$")
 # A quiet stretch after the seed: nothing in the seeded file is stamped in it.
 BASE = SEED_NOW + timedelta(days=2)  # 2026-03-04 09:30 UTC
 CLOCK_START = BASE + timedelta(hours=1)
+# How far back getDeleted answers at CLOCK_START (15 days, minute-aligned).
+EARLIEST = CLOCK_START - timedelta(days=15)
 
 
 def _api(value: datetime) -> str:
@@ -56,6 +61,23 @@ def server(
 @pytest.fixture(scope="module")
 def rsf(server: SandboxServer) -> Salesforce:
     return client_for(server)
+
+
+@pytest.fixture(scope="module")
+def lenient_server(
+    server: SandboxServer, cert_dir: Path, clock: FakeClock
+) -> Iterator[SandboxServer]:
+    """A second server over the same file and clock, answering a too-old getDeleted start with
+    200 and a late earliestDateAvailable (as some orgs do)."""
+    with SandboxServer(
+        server.db_path, cert_dir, clock=clock, deleted_before_log=LATE_EARLIEST_DATE
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def lenient_sf(lenient_server: SandboxServer) -> Salesforce:
+    return client_for(lenient_server)
 
 
 @pytest.fixture(autouse=True)
@@ -173,7 +195,6 @@ def test_start_reaches_back_thirty_days(rsf: Salesforce) -> None:
     too_old = CLOCK_START - timedelta(days=30, minutes=2)
 
     assert "ids" in rsf.Lead.updated(within, CLOCK_START)
-    assert "deletedRecords" in rsf.Lead.deleted(within, CLOCK_START)
     for call in (rsf.Lead.updated, rsf.Lead.deleted):
         with pytest.raises(SalesforceMalformedRequest) as error:
             call(too_old, CLOCK_START)
@@ -304,26 +325,86 @@ def test_deleted_records_are_not_updated_ones(
     assert not set(deleted_leads.values()) & set(updated)
 
 
-def test_deleted_matches_the_seeded_deletions_within_fifteen_days(
-    rsf: Salesforce, db: sqlite3.Connection
-) -> None:
-    start = CLOCK_START - timedelta(days=20)
-
-    answer = rsf.Lead.deleted(start, SEED_NOW)
-
-    earliest = CLOCK_START - timedelta(days=15)
-    assert answer["earliestDateAvailable"] == _api(earliest)
-    assert answer["earliestDateAvailable"] > _api(start)  # the resync signal
-    expected = [
+def _seeded_lead_deletions(db: sqlite3.Connection, start: datetime, end: datetime) -> list[str]:
+    return [
         r[0]
         for r in db.execute(
             'SELECT "Id" FROM "Lead" WHERE "IsDeleted" = 1 AND "SystemModstamp" >= ? '
             'AND "SystemModstamp" < ? ORDER BY "SystemModstamp", "Id"',
-            (to_storage_datetime(earliest), to_storage_datetime(SEED_NOW)),
+            (to_storage_datetime(start), to_storage_datetime(end)),
         )
     ]
+
+
+def test_deleted_matches_the_seeded_deletions_within_fifteen_days(
+    rsf: Salesforce, db: sqlite3.Connection
+) -> None:
+    # 30 seconds past the log's first minute: truncated, the start is that minute itself.
+    answer = rsf.Lead.deleted(EARLIEST + timedelta(seconds=30), SEED_NOW)
+
+    assert answer["earliestDateAvailable"] == _api(EARLIEST)
+    expected = _seeded_lead_deletions(db, EARLIEST, SEED_NOW)
     assert expected, "the seed has no Lead deleted in the last 15 days"
     assert [r["id"] for r in answer["deletedRecords"]] == expected
+
+
+@pytest.mark.parametrize(
+    "start",
+    [EARLIEST - timedelta(seconds=1), EARLIEST - timedelta(days=5), CLOCK_START - timedelta(29)],
+)
+def test_a_start_before_the_log_is_refused_like_salesforce(
+    server: SandboxServer, rsf: Salesforce, start: datetime
+) -> None:
+    query = f"start={_api(start)}&end={_api(CLOCK_START)}".replace("+", "%2B")
+
+    response = _get(server, rsf.session_id, "sobjects/Lead/deleted/", query)
+
+    assert response.status_code == 400
+    assert response.json() == [
+        {
+            "message": "startDate is before earliestDateAvailable (2026-02-17T10:30:00.000+0000):"
+            " the delete log no longer reaches back that far",
+            "errorCode": "INVALID_REPLICATION_DATE",
+            "fields": [],
+        }
+    ]
+    with pytest.raises(SalesforceMalformedRequest) as error:
+        rsf.Lead.deleted(start, CLOCK_START)
+    assert error.value.status == 400
+    assert _error_code(error.value) == "INVALID_REPLICATION_DATE"
+
+
+def test_get_updated_is_not_bound_by_the_delete_log(rsf: Salesforce) -> None:
+    assert "ids" in rsf.Lead.updated(EARLIEST - timedelta(days=5), CLOCK_START)
+
+
+def test_the_lenient_answer_is_200_with_a_late_earliest_date(
+    lenient_sf: Salesforce, db: sqlite3.Connection
+) -> None:
+    start = CLOCK_START - timedelta(days=20)
+
+    answer = lenient_sf.Lead.deleted(start, SEED_NOW)
+
+    assert answer["earliestDateAvailable"] == _api(EARLIEST)
+    assert answer["earliestDateAvailable"] > _api(start)  # the resync signal
+    # What the log still holds, from its first minute.
+    expected = _seeded_lead_deletions(db, EARLIEST, SEED_NOW)
+    assert expected and [r["id"] for r in answer["deletedRecords"]] == expected
+
+
+def test_the_lenient_server_still_refuses_a_start_over_thirty_days_ago(
+    lenient_sf: Salesforce,
+) -> None:
+    with pytest.raises(SalesforceMalformedRequest) as error:
+        lenient_sf.Lead.deleted(CLOCK_START - timedelta(days=31), CLOCK_START)
+    assert _error_code(error.value) == "INVALID_REPLICATION_DATE"
+
+
+def test_an_unknown_deleted_before_log_answer_is_refused(
+    server: SandboxServer, cert_dir: Path
+) -> None:
+    with pytest.raises(ValueError, match="deleted_before_log"):
+        SandboxServer(server.db_path, cert_dir, deleted_before_log="ignore")  # type: ignore[arg-type]
 
 
 def test_objects_without_deletes_answer_an_empty_list(rsf: Salesforce) -> None:
@@ -368,7 +449,7 @@ def test_churn_then_get_updated_and_deleted_return_exactly_the_touched_ids(
 
 
 def test_purge_moves_earliest_date_available(
-    churn_server: tuple[SandboxServer, FakeClock],
+    churn_server: tuple[SandboxServer, FakeClock], cert_dir: Path
 ) -> None:
     server, clock = churn_server
     deleted_at = BASE + timedelta(minutes=7, seconds=15)
@@ -392,11 +473,24 @@ def test_purge_moves_earliest_date_available(
         now=clock.now,
         retention_days=1,
     )
-    after = sf.Lead.deleted(start, clock.now)
     everything = sf.query_all("SELECT Id FROM Lead WHERE IsDeleted = true", include_deleted=True)
-
     assert set(first.deleted["Lead"]) <= set(purge.purged["Lead"])
+    assert not set(first.deleted["Lead"]) & {r["Id"] for r in everything["records"]}
+
+    # The log now starts the minute after the purged deletions: an older start must resync.
+    with pytest.raises(SalesforceMalformedRequest) as error:
+        sf.Lead.deleted(start, clock.now)
+    assert _error_code(error.value) == "INVALID_REPLICATION_DATE"
+    assert "2026-03-04T09:38:00.000+0000" in error.value.content[0]["message"]
+    from_the_log = sf.Lead.deleted(BASE + timedelta(minutes=8), clock.now)
+    assert from_the_log["deletedRecords"] == []
+    assert from_the_log["earliestDateAvailable"] == _api(BASE + timedelta(minutes=8))
+
+    # Answered the lenient way, the same start gets 200 and the late earliestDateAvailable.
+    with SandboxServer(
+        server.db_path, cert_dir, clock=clock, deleted_before_log=LATE_EARLIEST_DATE
+    ) as lenient:
+        after = client_for(lenient).Lead.deleted(start, clock.now)
     assert after["deletedRecords"] == []
     assert after["earliestDateAvailable"] == _api(BASE + timedelta(minutes=8))
     assert after["earliestDateAvailable"] > _api(start)  # the client must resync
-    assert not set(first.deleted["Lead"]) & {r["Id"] for r in everything["records"]}
