@@ -1,9 +1,13 @@
 """Processing the imports folder: each new file validated, then applied or rejected.
 
 Each file is one transaction: its ``acton_import_files`` row, and either all of its changes
-(plus the run's ``sync_runs`` row for ``acton_contacts``) or its ``acton_import_rejects``. A run
-killed half-way leaves the files it had not committed to the next run. When files changed Act-On
-contacts, the contacts they touched are rescored and re-placed in segments in the same run.
+(plus the run's ``sync_runs`` row for ``acton_contacts``) or its ``acton_import_rejects``. Once
+that transaction has committed, the file leaves the folder: applied to ``processed/``, rejected
+to ``rejected/`` with its reasons beside it (``<name>.errors.txt``). A run killed half-way leaves
+the files it had not committed to the next run; one killed between a commit and the move leaves
+that file too, and the next run finds its sha256 already imported and moves it where it belongs.
+When files changed Act-On contacts, the contacts they touched are rescored and re-placed in
+segments in the same run.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from acton_pipelines.crm.window import SyncWindow
 from acton_pipelines.imports.apply import apply_records
 from acton_pipelines.imports.contact_directory import ContactDirectory
 from acton_pipelines.imports.context import ApplyContext
-from acton_pipelines.imports.files import ImportFile, import_files
+from acton_pipelines.imports.files import (
+    ImportFile,
+    import_paths,
+    move_to_processed,
+    move_to_rejected,
+    problem_line,
+)
+from acton_pipelines.imports.problems import ImportProblem
 from acton_pipelines.imports.validation import ValidatedFile, validate_file
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.warehouse.schema import ensure_table
@@ -58,6 +69,10 @@ class FileOutcome:
     message: str | None = None
     reject_reasons: tuple[str, ...] = ()
     contacts_touched: int = 0
+    # Every problem of a rejected file (what acton_import_rejects holds for it).
+    problems: tuple[ImportProblem, ...] = ()
+    # Where the file went once its transaction committed (None: it could not be moved).
+    moved_to: Path | None = None
 
 
 @dataclass
@@ -114,14 +129,10 @@ def build_imports(
     # One sync_runs row for the whole run, rewritten with each file that touches contacts: it
     # tells the score and segment builds to take the contacts this run wrote.
     run = SyncRun(run_id=run_id, object="acton_contacts", mode="incremental")
-    for file in import_files(folder):
-        if file.sha256 in done:
-            summary.files.append(FileOutcome(file.name, file.sha256, SKIPPED))
-            continue
-        done.add(file.sha256)
-        outcome = _import_file(engine, mapping, file, run)
-        progress(f"acton_imports: {file.name}: {outcome.status} ({outcome.message})")
-        summary.files.append(outcome)
+    for path in import_paths(folder):
+        outcome = _import_path(engine, mapping, path, run, done, progress)
+        if outcome is not None:
+            summary.files.append(outcome)
 
     if run.rows_upserted:
         summary.contacts_run = run
@@ -133,6 +144,98 @@ def build_imports(
             engine=engine, mapping=mapping, run_id=run_id, window=window, progress=progress
         )
     return summary
+
+
+def _import_path(
+    engine: Engine,
+    mapping: Mapping,
+    path: Path,
+    run: SyncRun,
+    done: set[str],
+    progress: Callable[[str], Any],
+) -> FileOutcome | None:
+    """Import the file at ``path`` unless its content is already imported (``done``), then
+    move it out of the folder; ``None`` when another run took it first."""
+    try:
+        file = ImportFile.read(path)
+    except FileNotFoundError:
+        progress(f"acton_imports: {path.name}: gone before it was read (another run took it).")
+        return None
+    if file.sha256 in done:
+        outcome = FileOutcome(file.name, file.sha256, SKIPPED)
+    else:
+        done.add(file.sha256)
+        outcome = _import_file(engine, mapping, file, run)
+    # Only now, its transaction committed: a file moved before would be lost if the commit
+    # failed; one not moved yet is found again and moved by the next run (as skipped).
+    outcome = replace(outcome, moved_to=_move(engine, path, outcome, progress))
+    progress(_outcome_line(outcome))
+    return outcome
+
+
+def _outcome_line(outcome: FileOutcome) -> str:
+    """The run log's line for one file."""
+    where = f"moved to {outcome.moved_to}" if outcome.moved_to else "not moved (see above)"
+    if outcome.status == SKIPPED:
+        return (
+            f"acton_imports: {outcome.name}: skipped, its content (sha256 {outcome.sha256[:12]}) "
+            f"was already imported; {where}"
+        )
+    return f"acton_imports: {outcome.name}: {outcome.status} ({outcome.message}); {where}"
+
+
+def _move(
+    engine: Engine, path: Path, outcome: FileOutcome, progress: Callable[[str], Any]
+) -> Path | None:
+    """Move an imported file to ``processed/``, or to ``rejected/`` with its reasons. A file
+    skipped as already imported goes where its first import sent it: a rejected content
+    re-dropped (or left by a run killed before its move) is rejected again, with its reasons.
+
+    A file that cannot be moved stays in the folder: its import is committed, the next run
+    skips it and tries the move again. The run goes on with the other files.
+    """
+    status, problems = outcome.status, outcome.problems
+    if status == SKIPPED:
+        status, problems = _recorded_outcome(engine, outcome.sha256)
+    try:
+        if status == REJECTED:
+            reasons = [
+                problem_line(path.name, p.line, p.column, p.value, p.reason) for p in problems
+            ]
+            return move_to_rejected(path, reasons)
+        return move_to_processed(path)
+    except FileNotFoundError:
+        # Another run (the sensor's and ``acton imports`` at once) moved it meanwhile.
+        progress(f"acton_imports: {path.name}: already moved out by another run.")
+        return None
+    except OSError as error:
+        progress(
+            f"acton_imports: could not move {path} out of the imports folder: {error} Its "
+            "import is committed; once that is fixed, the next run moves it."
+        )
+        return None
+
+
+def _recorded_outcome(engine: Engine, sha256: str) -> tuple[str, tuple[ImportProblem, ...]]:
+    """How the content ``sha256`` was imported before: its status, and its problems when it
+    was rejected (from ``acton_import_rejects``)."""
+    with engine.connect() as conn:
+        status = conn.execute(
+            select(acton_import_files.c.status).where(acton_import_files.c.sha256 == sha256)
+        ).scalar_one_or_none()
+        if status != REJECTED:
+            return status or APPLIED, ()
+        rows = conn.execute(
+            select(
+                acton_import_rejects.c.line,
+                acton_import_rejects.c.column,
+                acton_import_rejects.c.value,
+                acton_import_rejects.c.reason,
+            )
+            .where(acton_import_rejects.c.sha256 == sha256)
+            .order_by(acton_import_rejects.c.line, acton_import_rejects.c.column)
+        ).all()
+    return REJECTED, tuple(ImportProblem(*row) for row in rows)
 
 
 def _import_file(engine: Engine, mapping: Mapping, file: ImportFile, run: SyncRun) -> FileOutcome:
@@ -227,6 +330,7 @@ def _reject(conn: Connection, validated: ValidatedFile, context: ApplyContext) -
         rows_rejected=validated.rejected_rows,
         message=message,
         reject_reasons=tuple(p.reason for p in validated.problems),
+        problems=tuple(validated.problems),
     )
 
 

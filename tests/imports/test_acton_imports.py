@@ -110,6 +110,7 @@ def test_a_known_address_updates_every_contact_that_has_it(home: ImportHome) -> 
         "contacts-list.csv",
         csv_text("email,Job Title,submitted_at", f"{email.upper()},Head of Ops,{iso(submitted)}"),
     )
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
     run_id, _ = home.run_imports()
 
     assert home.rows(
@@ -120,7 +121,6 @@ def test_a_known_address_updates_every_contact_that_has_it(home: ImportHome) -> 
         "SELECT contact_id, field, value, changed_at, source_file, line, push_status "
         "FROM acton_field_edits ORDER BY contact_id"
     )
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
     assert [(*e[:3], utc(e[3]), *e[4:]) for e in edits] == [
         (i, "Job Title", "Head of Ops", submitted, sha, 2, "pending") for i in ids
     ]
@@ -201,18 +201,24 @@ def test_a_half_bad_file_applies_nothing_and_lists_every_bad_line(home: ImportHo
 
 
 def test_each_file_is_imported_once_even_renamed(home: ImportHome) -> None:
-    first = home.drop("contacts-a.csv", csv_text("email,First Name", "once@example.com,Once"))
+    home.drop("contacts-a.csv", csv_text("email,First Name", "once@example.com,Once"))
     _, metadata = home.run_imports()
     assert metadata["files_applied"] == 1
+    processed = home.imports / "processed" / "contacts-a.csv"
+    assert processed.is_file() and not (home.imports / "contacts-a.csv").exists()
 
-    first.rename(home.imports / "contacts-renamed.csv")
-    (home.imports / "contacts-copy.csv").write_bytes(
-        (home.imports / "contacts-renamed.csv").read_bytes()
-    )
+    # The same content dropped again, renamed and copied: skipped, and moved out too.
+    for name in ("contacts-renamed.csv", "contacts-copy.csv"):
+        (home.imports / name).write_bytes(processed.read_bytes())
     _, metadata = home.run_imports()
     assert (metadata["files_applied"], metadata["files_already_imported"]) == (0, 2)
     assert home.rows("SELECT file_name, status FROM acton_import_files") == [
         ("contacts-a.csv", "applied")
+    ]
+    assert sorted(p.name for p in (home.imports / "processed").iterdir()) == [
+        "contacts-a.csv",
+        "contacts-copy.csv",
+        "contacts-renamed.csv",
     ]
 
     home.drop("contacts-b.csv", csv_text("email,First Name", "once@example.com,Twice"))
@@ -286,8 +292,8 @@ def test_activity_is_recorded_for_every_contact_of_the_address(home: ImportHome)
             f"{single_email},email_click,2026-11-21T08:30:00+01:00,",
         ),
     )
-    run_id, _ = home.run_imports()
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    run_id, _ = home.run_imports()
     rows = home.rows(
         "SELECT contact_id, activity, occurred_at, asset, source_file, line FROM acton_activity "
         "ORDER BY line, contact_id"
@@ -411,6 +417,20 @@ def test_imports_on_both_backends(
     assert home.rows(
         'SELECT file_name, line, "column", reason FROM acton_import_rejects ORDER BY file_name'
     ) == [("edits-2.csv", 2, "email", "no Act-On contact has this email")]
-    # The same files again: nothing new.
+    # Every file left the folder: applied ones to processed/, the bad one to rejected/.
+    assert sorted(p.name for p in home.imports.iterdir()) == ["processed", "rejected"]
+    assert sorted(p.name for p in (home.imports / "rejected").iterdir()) == [
+        "edits-2.csv",
+        "edits-2.csv.errors.txt",
+    ]
+    # The same files again: nothing new, and each goes where its first import sent it.
+    for sub in ("processed", "rejected"):
+        for path in (home.imports / sub).glob("*.csv"):
+            (home.imports / path.name).write_bytes(path.read_bytes())
     _, again = materialize_imports(warehouse_url)
     assert (again["files_applied"], again["files_already_imported"]) == (0, 6)
+    assert (home.imports / "rejected" / "edits-2-2.csv.errors.txt").read_text() == (
+        "edits-2.csv, line 2, column email: no Act-On contact has this email "
+        "(value 'nobody@example.com')\n"
+    )
+    assert len(list((home.imports / "processed").glob("*-2.csv"))) == 5

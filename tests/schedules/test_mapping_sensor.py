@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from dagster import RunRequest, SensorResult, SkipReason, build_sensor_context
 
 from acton_pipelines.mapping import load_mapping
@@ -72,6 +73,7 @@ def test_the_first_evaluation_records_the_mapping_without_a_run(mapping_dir: Pat
     state = json.loads(result.cursor)
     assert state["fingerprint"] == mapping_fingerprint(load_mapping(mapping_dir))
     assert "Email" in state["fields"]
+    assert state["seq"] == 0
 
 
 def test_a_new_field_requests_one_full_sync(mapping_dir: Path) -> None:
@@ -84,11 +86,12 @@ def test_a_new_field_requests_one_full_sync(mapping_dir: Path) -> None:
     (request,) = result.run_requests
     assert isinstance(request, RunRequest)
     assert request.job_name == "full_sync"
-    assert request.run_key == f"mapping-{fingerprint}"
+    assert request.run_key == f"mapping-1-{fingerprint}"
     assert request.tags[SYNC_MODE_TAG] == "full"
     assert request.tags[RANGE_START_TAG] == sync_partitions.get_first_partition_key()
     assert request.tags[FULL_SYNC_REASON_TAG] == "mapping-changed"
     assert result.cursor and json.loads(result.cursor)["fingerprint"] == fingerprint
+    assert json.loads(result.cursor)["seq"] == 1
 
     again = evaluate(mapping_dir, result.cursor)
     assert isinstance(again, SkipReason) and "unchanged" in (again.skip_message or "")
@@ -125,3 +128,59 @@ def test_a_mapping_that_fails_to_load_is_skipped_with_its_problem(mapping_dir: P
 def test_a_cursor_that_is_not_ours_starts_over(mapping_dir: Path) -> None:
     result = evaluate(mapping_dir, cursor="not json")
     assert isinstance(result, SensorResult) and not result.run_requests and result.cursor
+
+
+def requests_of(result: SensorResult | SkipReason) -> list[RunRequest]:
+    if isinstance(result, SkipReason):
+        return []
+    return [r for r in result.run_requests or [] if isinstance(r, RunRequest)]
+
+
+def test_a_mapping_changed_back_and_forth_syncs_every_time(mapping_dir: Path) -> None:
+    # Dagster launches a run key once per sensor: A -> B -> A -> B must not reuse B's key.
+    path = mapping_dir / "contact_mapping.yaml"
+    mapping_a = path.read_text()
+    mapping_b = mapping_a + NEW_FIELD
+
+    results: list[SensorResult | SkipReason] = []
+    cursor: str | None = None
+    for text in (mapping_a, mapping_b, mapping_a, mapping_b):
+        path.write_text(text)
+        result = evaluate(mapping_dir, cursor)
+        assert isinstance(result, SensorResult) and result.cursor
+        results.append(result)
+        cursor = result.cursor
+    first, to_b, back_to_a, to_b_again = results
+
+    fingerprint_b = mapping_fingerprint(load_mapping(mapping_dir))
+    assert requests_of(first) == [] and requests_of(back_to_a) == []
+    (one,) = requests_of(to_b)
+    (two,) = requests_of(to_b_again)
+    assert (one.run_key, two.run_key) == (
+        f"mapping-1-{fingerprint_b}",
+        f"mapping-2-{fingerprint_b}",
+    )
+    # Removing the field needed no full sync: the number moved only with the requests.
+    assert isinstance(back_to_a, SensorResult) and back_to_a.cursor
+    assert json.loads(back_to_a.cursor)["seq"] == 1
+    assert json.loads(cursor or "")["seq"] == 2
+
+
+def test_a_cursor_from_before_the_sequence_counts_from_zero(mapping_dir: Path) -> None:
+    state = json.loads(first_cursor(mapping_dir))
+    del state["seq"]
+    add_field(mapping_dir)
+    result = evaluate(mapping_dir, json.dumps(state))
+    (request,) = requests_of(result)
+    assert request.run_key == f"mapping-1-{mapping_fingerprint(load_mapping(mapping_dir))}"
+
+
+@pytest.mark.parametrize("seq", ["3", -1, True, 1.5])
+def test_a_cursor_with_a_sequence_that_is_not_a_count_starts_over(
+    mapping_dir: Path, seq: object
+) -> None:
+    state = json.loads(first_cursor(mapping_dir))
+    add_field(mapping_dir)
+    result = evaluate(mapping_dir, json.dumps({**state, "seq": seq}))
+    assert isinstance(result, SensorResult) and not result.run_requests
+    assert result.cursor and json.loads(result.cursor)["seq"] == 0
