@@ -69,6 +69,7 @@ def test_scores_and_segments_follow_acton_contacts_which_follows_the_crm() -> No
         "acton_contacts_rejects",
         "acton_contacts_schema",
         "acton_contacts_duplicate_emails",
+        "freshness_check",
     }
 
 

@@ -49,6 +49,11 @@ ACTON_CONTACTS_CHECKS = {
     "acton_contacts_schema",
     "acton_contacts_duplicate_emails",
 }
+# Every sync also evaluates the freshness checks of acton_contacts and contact_scores.
+CHECKS_EVALUATED = {("acton_contacts", name) for name in ACTON_CONTACTS_CHECKS} | {
+    ("acton_contacts", "freshness_check"),
+    ("contact_scores", "freshness_check"),
+}
 
 
 def production_dagster_home(root: Path, database: URL, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -123,7 +128,7 @@ def test_a_full_sync_records_its_run_events_and_checks_in_postgresql(
         "WHERE run_id = :run_id AND dagster_event_type = 'ASSET_CHECK_EVALUATION'",
         run_id=result.run_id,
     )
-    assert len(evaluations) == len(ACTON_CONTACTS_CHECKS)
+    assert len(evaluations) == len(CHECKS_EVALUATED)
     # Which checks those were: event_logs leaves asset_key empty for check evaluations, the
     # check executions table names them.
     checks = query(
@@ -131,9 +136,7 @@ def test_a_full_sync_records_its_run_events_and_checks_in_postgresql(
         "SELECT asset_key, check_name FROM asset_check_executions WHERE run_id = :run_id",
         run_id=result.run_id,
     )
-    assert {(json.loads(row.asset_key)[0], row.check_name) for row in checks} == {
-        ("acton_contacts", name) for name in ACTON_CONTACTS_CHECKS
-    }
+    assert {(json.loads(row.asset_key)[0], row.check_name) for row in checks} == CHECKS_EVALUATED
 
     # The warehouse is a database of its own: its tables are not among Dagster's, and Dagster's
     # tables are not in it.
@@ -200,7 +203,7 @@ def test_the_biweekly_schedule_evaluates_and_keeps_its_state_in_postgresql(
         )
     )
     assert isinstance(on_week, RunRequest)
-    assert on_week.run_key == "full_sync_2026-01-05"
+    assert on_week.run_key == "full-sync-2026-01-05T02:00:00+00:00"
     off_week = full_sync_schedule(
         build_schedule_context(
             instance=production_instance,

@@ -18,6 +18,8 @@ def test_schedules_and_sensors_are_registered_and_running_by_default() -> None:
         "push_after_sync",
         "imports_sensor",
         "edits_push_sensor",
+        "run_failure_alerts",
+        "freshness_checks_sensor",
     }
     assert schedules["incremental_sync_schedule"].job_name == "incremental_sync"
     assert all(s.default_status is DefaultScheduleStatus.RUNNING for s in schedules.values())
@@ -32,6 +34,20 @@ def test_schedules_and_sensors_are_registered_and_running_by_default() -> None:
     assert sensors["deletion_log_sensor"].required_resource_keys == {"warehouse"}
     assert sensors["mapping_change_sensor"].required_resource_keys == {"mapping"}
     assert schedules["incremental_sync_schedule"].required_resource_keys == {"warehouse"}
+    # Failed runs are recorded in the warehouse the runs write to.
+    assert sensors["run_failure_alerts"].required_resource_keys == {"warehouse"}
+    assert sensors["freshness_checks_sensor"].minimum_interval_seconds == 300
+
+
+def test_run_failure_alerts_react_to_runs_and_launch_nothing() -> None:
+    from dagster import RunStatusSensorDefinition
+
+    sensor = defs.get_repository_def().get_sensor_def("run_failure_alerts")
+    assert isinstance(sensor, RunStatusSensorDefinition)
+    assert sensor.description and "run_failures" in sensor.description
+    # It targets no job: it launches nothing. That it reacts to a job it was never told about
+    # is tested by evaluating it on one (tests/schedules/test_run_failure_sensor.py).
+    assert not sensor.targets
 
 
 def test_the_push_follows_every_successful_sync() -> None:
