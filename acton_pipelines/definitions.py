@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, colored_console_logger
 
 from acton_pipelines.assets.acton_contacts import (
     acton_contacts,
@@ -17,6 +17,8 @@ from acton_pipelines.assets.contact_scores import contact_scores
 from acton_pipelines.assets.crm import crm_assets
 from acton_pipelines.assets.crm_push import crm_push
 from acton_pipelines.assets.segments import segments
+from acton_pipelines.cli.progress_logger import acton_cli_logger
+from acton_pipelines.freshness import freshness_checks, freshness_checks_sensor
 from acton_pipelines.jobs import (
     acton_imports_job,
     crm_push_job,
@@ -33,6 +35,7 @@ from acton_pipelines.schedules.imports_sensor import imports_sensor
 from acton_pipelines.schedules.incremental_sync import incremental_sync_schedule
 from acton_pipelines.schedules.mapping_sensor import mapping_change_sensor
 from acton_pipelines.schedules.push_after_sync import push_after_sync
+from acton_pipelines.schedules.run_failure_sensor import run_failure_alerts
 
 
 def warehouse_resource() -> WarehouseResource:
@@ -44,7 +47,12 @@ def warehouse_resource() -> WarehouseResource:
 
 defs = Definitions(
     assets=[*crm_assets, acton_contacts, acton_imports, contact_scores, segments, crm_push],
-    asset_checks=[acton_contacts_rejects, acton_contacts_schema, acton_contacts_duplicate_emails],
+    asset_checks=[
+        acton_contacts_rejects,
+        acton_contacts_schema,
+        acton_contacts_duplicate_emails,
+        *freshness_checks,
+    ],
     jobs=[full_sync_job, incremental_sync_job, crm_push_job, acton_imports_job],
     schedules=[full_sync_schedule, incremental_sync_schedule],
     sensors=[
@@ -53,10 +61,15 @@ defs = Definitions(
         push_after_sync,
         imports_sensor,
         edits_push_sensor,
+        run_failure_alerts,
+        freshness_checks_sensor,
     ],
     resources={
         "crm": crm_resource_from_env(),
         "warehouse": warehouse_resource(),
         "mapping": MappingResource(),
     },
+    # Dagster's console logger is what runs use unless their run config picks another; the
+    # command line picks acton_cli (progress lines, no stack traces).
+    loggers={"console": colored_console_logger, "acton_cli": acton_cli_logger},
 )

@@ -40,11 +40,12 @@ def failure_cause(error: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def one_line_failure(step: str) -> Iterator[None]:
-    """Turn any error raised inside into a ``Failure`` described in one line."""
+def one_line_failure() -> Iterator[None]:
+    """Turn any error raised inside into a ``Failure`` described in one line (the run page
+    and ``run_failures`` already name the step)."""
     try:
         yield
     except Failure:
         raise
     except Exception as error:
-        raise Failure(description=f"{step}: {failure_cause(error)}") from error
+        raise Failure(description=failure_cause(error)) from error

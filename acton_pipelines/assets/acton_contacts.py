@@ -45,7 +45,7 @@ from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contac
 def acton_contacts(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
-    with one_line_failure("acton_contacts"):
+    with one_line_failure():
         loaded = mapping.load_for_run(context, warehouse.engine)
         build = build_acton_contacts(
             engine=warehouse.engine,

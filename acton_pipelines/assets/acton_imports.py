@@ -51,7 +51,7 @@ def acton_imports(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
     folder = settings.imports_dir()
-    with one_line_failure("acton_imports"):
+    with one_line_failure():
         summary = build_imports(
             engine=warehouse.engine,
             mapping=mapping.load_for_run(context, warehouse.engine),

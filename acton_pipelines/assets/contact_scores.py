@@ -27,7 +27,7 @@ from acton_pipelines.step_failures import one_line_failure
 def contact_scores(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
-    with one_line_failure("contact_scores"):
+    with one_line_failure():
         run, summary = build_contact_scores(
             engine=warehouse.engine,
             mapping=mapping.load_for_run(context, warehouse.engine),

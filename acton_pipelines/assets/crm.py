@@ -72,7 +72,7 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
         warehouse: WarehouseResource,
         mapping: MappingResource,
     ) -> MaterializeResult:
-        with one_line_failure(crm_object.table):
+        with one_line_failure():
             checked = _checked_mapping(context, mapping, crm, warehouse)
             fields = fields_to_read(crm_object, checked)
             names = {crm_object.name, *MAPPED_OBJECTS}

@@ -31,7 +31,7 @@ def crm_push(
     warehouse: WarehouseResource,
     mapping: MappingResource,
 ) -> MaterializeResult:
-    with one_line_failure("crm_push"):
+    with one_line_failure():
         result = push_to_crm(
             engine=warehouse.engine,
             client=crm.client,

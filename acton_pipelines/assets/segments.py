@@ -28,7 +28,7 @@ from acton_pipelines.step_failures import one_line_failure
 def segments(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
-    with one_line_failure("segments"):
+    with one_line_failure():
         run, sizes = build_segments(
             engine=warehouse.engine,
             mapping=mapping.load_for_run(context, warehouse.engine),

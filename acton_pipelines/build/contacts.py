@@ -150,8 +150,8 @@ def build_acton_contacts(
     reasons: dict[str, int] = {}
     try:
         with (
-            StagedLoad(engine, target, ["contact_id"]) as contacts,
-            StagedLoad(engine, acton_contact_rejects, ["contact_id", "column"]) as rejects,
+            StagedLoad(engine, target, ["contact_id"], run_id) as contacts,
+            StagedLoad(engine, acton_contact_rejects, ["contact_id", "column"], run_id) as rejects,
         ):
             now = utc_now()
             for statement in (

@@ -64,7 +64,7 @@ def build_contact_scores(
     )
     totals: dict[str, dict[str, float]] = {}
     try:
-        with StagedLoad(engine, contact_scores, ["contact_id", "score_sheet"]) as load:
+        with StagedLoad(engine, contact_scores, ["contact_id", "score_sheet"], run_id) as load:
             computed_at = utc_now()
             for contacts in contact_chunks(engine, mapping, chunk_size, only_runs):
                 scores = compute_scores(

@@ -52,7 +52,7 @@ def build_segments(
         consumed_through=upstream.through,
     )
     try:
-        with StagedLoad(engine, members_table, ["segment", "contact_id"]) as members:
+        with StagedLoad(engine, members_table, ["segment", "contact_id"], run_id) as members:
             for contacts in contact_chunks(engine, mapping, chunk_size, only_runs):
                 chunk = segment_members(contacts, mapping)
                 chunk["sync_run_id"] = run_id

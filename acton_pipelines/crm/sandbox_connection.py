@@ -75,6 +75,12 @@ def sandbox_connection(
     with contextlib.ExitStack() as stack:
         if sandbox_url:
             base_url, ca_cert = sandbox_url.rstrip("/"), cert_dir / "ca.pem"
+            if not ca_cert.is_file():
+                raise CrmUnavailable(
+                    f"ACTON_SANDBOX_URL is {base_url} but there is no sandbox certificate at "
+                    f"{ca_cert}: serve the sandbox with `acton sandbox serve` under the same "
+                    "ACTON_HOME, or unset ACTON_SANDBOX_URL to run it in-process."
+                )
         else:
             if not db_path.exists():
                 logger.info("seeding the sandbox CRM at %s (first use)", db_path)

@@ -153,7 +153,7 @@ def sync_crm_object(
         fields = [*types, IS_DELETED] if with_deletions else list(types)
         soql = build_soql(crm_object, fields, window)
         deleted_at: dict[str, Any] = {}
-        with StagedLoad(engine, table, ["id"]) as load:
+        with StagedLoad(engine, table, ["id"], run_id) as load:
             synced_at = utc_now()
             for page in client.query_pages(soql, include_deleted=with_deletions):
                 frame = page_frame(page.records, types)

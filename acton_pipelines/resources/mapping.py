@@ -8,8 +8,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import ConfigurableResource, Failure
+from dagster import ConfigurableResource, Failure, RunsFilter
 from dagster._core.errors import DagsterInvalidPropertyError
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from pydantic import Field
 from sqlalchemy import Engine, Row, inspect, select
 
@@ -22,7 +23,7 @@ from acton_pipelines.mapping.config_files import (
 )
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.warehouse.schema import prepare_warehouse
-from acton_pipelines.warehouse.staged_load import upsert_records
+from acton_pipelines.warehouse.staged_load import drop_abandoned_stages, upsert_records
 from acton_pipelines.warehouse.sync_runs import utc_now
 from acton_pipelines.warehouse.tables import mapping_versions, run_mappings
 
@@ -168,9 +169,23 @@ class MappingResource(ConfigurableResource):
         except MappingError as error:
             raise Failure(description=str(error)) from None
         if adopted:
-            instance = context.instance  # type: ignore[attr-defined]
-            instance.add_run_tags(run_id, {MAPPING_VERSION_TAG: mapping_hash[:12]})
-            context.log.info(  # type: ignore[attr-defined]
-                f"This run uses mapping version {mapping_hash[:12]} from {self.path}."
-            )
+            _start_of_run(context, engine, mapping_hash, self.path)
         return mapping
+
+
+def _start_of_run(context: object, engine: Engine, mapping_hash: str, path: Path) -> None:
+    """What the first step of a run does once the run has its mapping: label the run with the
+    mapping version, and drop the staging tables of runs that were killed mid-load."""
+    instance = context.instance  # type: ignore[attr-defined]
+    run_id: str = context.run.run_id  # type: ignore[attr-defined]
+    instance.add_run_tags(run_id, {MAPPING_VERSION_TAG: mapping_hash[:12]})
+    context.log.info(  # type: ignore[attr-defined]
+        f"This run uses mapping version {mapping_hash[:12]} from {path}."
+    )
+    live = instance.get_run_ids(RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES)))
+    dropped = drop_abandoned_stages(engine, [run_id, *live])
+    if dropped:
+        context.log.info(  # type: ignore[attr-defined]
+            f"Dropped {len(dropped)} staging table(s) left by runs that no longer run: "
+            f"{', '.join(dropped)}"
+        )

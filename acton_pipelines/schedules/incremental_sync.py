@@ -57,7 +57,7 @@ def incremental_run_request(engine: Engine, scheduled: datetime) -> RunRequest |
         return SkipReason(f"{scheduled:%Y-%m-%d} is before the first sync partition.")
     return RunRequest(
         run_key=f"incremental-{scheduled.isoformat()}",
-        tags=incremental_tags(keys[0], keys[-1]),
+        tags=incremental_tags(keys[0], keys[-1], since_last_sync=True),
     )
 
 
@@ -69,8 +69,10 @@ def incremental_run_request(engine: Engine, scheduled: datetime) -> RunRequest |
     description=(
         "Incremental sync every hour (ACTON_INCREMENTAL_CRON, UTC): one run over today's "
         "partition, and yesterday's too until a sync that started after midnight has succeeded "
-        "for every CRM object. Skipped while a full sync is due (never synced, or the CRM's "
-        "deletion log no longer reaches the last sync): deletion_log_sensor requests that one."
+        "for every CRM object. Each object reads the changes since its last successful sync's "
+        "high-water mark (minus the lookback), not the whole day again. Skipped while a full "
+        "sync is due (never synced, or the CRM's deletion log no longer reaches the last "
+        "sync): deletion_log_sensor requests that one."
     ),
 )
 def incremental_sync_schedule(

@@ -28,6 +28,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -83,6 +84,29 @@ class MergeCounts:
 
 
 STAGE_SEQUENCE = "_stage_seq"
+STAGE_PREFIX = "_stage_"
+
+
+def stage_owner(run_id: str | None) -> str:
+    """The part of a staging table's name that says which run owns it."""
+    return run_id.replace("-", "")[:8] if run_id else "norun"
+
+
+def drop_abandoned_stages(engine: Engine, live_run_ids: Iterable[str]) -> list[str]:
+    """Drop the staging tables whose run is not among ``live_run_ids`` (a run killed with
+    ``kill -9`` never reaches the ``finally`` that drops its stages); returns their names."""
+    live = {stage_owner(run_id) for run_id in live_run_ids}
+    dropped = []
+    for name in inspect(engine).get_table_names():
+        if not name.startswith(STAGE_PREFIX):
+            continue
+        owner = name.removeprefix(STAGE_PREFIX).split("_", 1)[0]
+        if owner in live:
+            continue
+        with engine.begin() as conn:
+            Table(name, MetaData()).drop(conn, checkfirst=True)
+        dropped.append(name)
+    return dropped
 
 
 def copy_rows(conn: Connection, table: Table, columns: list[str], rows: list[tuple]) -> None:
@@ -106,14 +130,18 @@ class StagedLoad:
     version. Use as a context manager: the staging table is dropped on exit, whatever happened.
     """
 
-    def __init__(self, engine: Engine, target: Table, key: list[str]) -> None:
+    def __init__(
+        self, engine: Engine, target: Table, key: list[str], run_id: str | None = None
+    ) -> None:
         self.engine = engine
         self.target = target
         self.key = key
         self.staged_rows = 0
         postgres = engine.dialect.name == "postgresql"
         sequence_type = BigInteger().with_variant(Integer(), "sqlite")
-        name = f"_stage_{target.name}_{uuid.uuid4().hex[:10]}"
+        # The owning run's id prefix in the name lets a later run drop the stages of a run that
+        # was killed before its `finally` could (drop_abandoned_stages).
+        name = f"{STAGE_PREFIX}{stage_owner(run_id)}_{target.name}_{uuid.uuid4().hex[:8]}"
         self.stage = Table(
             name,
             MetaData(),

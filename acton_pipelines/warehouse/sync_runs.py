@@ -16,13 +16,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, inspect, select, update
 
+from acton_pipelines.run_failures import one_line as text_one_line
 from acton_pipelines.warehouse.staged_load import insert_row, upsert_records
 from acton_pipelines.warehouse.tables import sync_runs, sync_sequence
 
 logger = logging.getLogger(__name__)
-
-# Long enough for any message we write; a cause longer than this is cut with an ellipsis.
-MAX_ERROR_LENGTH = 500
 
 
 def utc_now() -> datetime:
@@ -30,13 +28,9 @@ def utc_now() -> datetime:
 
 
 def one_line(error: BaseException) -> str:
-    """``error`` as one line for ``sync_runs.error`` and run pages: its message's first line
-    (its type when the message is empty), cut to ``MAX_ERROR_LENGTH`` characters."""
-    text = str(error).strip()
-    first = text.splitlines()[0].strip() if text else type(error).__name__
-    if len(text.splitlines()) > 1:
-        first = f"{first} (+{len(text.splitlines()) - 1} more lines)"
-    return first if len(first) <= MAX_ERROR_LENGTH else first[: MAX_ERROR_LENGTH - 1] + "…"
+    """``error`` as one line for ``sync_runs.error`` and run pages (first line, URL passwords
+    masked, cut to a few hundred characters); its type when it has no message."""
+    return text_one_line(str(error)) or type(error).__name__
 
 
 def next_seq(conn: Connection) -> int:
