@@ -9,6 +9,7 @@ hand-made stand-in for it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,8 @@ from dagster import (
     build_schedule_context,
     build_sensor_context,
 )
+
+from acton_pipelines.settings import REPO_ROOT
 
 
 @dataclass
@@ -102,3 +105,23 @@ def instigator_job(definitions: Definitions, name: str) -> str:
 def _resources(definitions: Definitions, keys: set[str]) -> Mapping[str, Any]:
     every = definitions.resources or {}
     return {key: every[key] for key in keys if key in every}
+
+
+def run_sensor_daemon_once(instance: DagsterInstance) -> None:
+    """One iteration of the daemon's sensor loop over the project's code location (loaded in
+    this process from ``workspace.yaml``): every running sensor is evaluated, its tick stored
+    and its run requests submitted, exactly as ``dagster-daemon`` does."""
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load import location_origins_from_yaml_paths
+    from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+    from dagster._daemon.sensor import execute_sensor_iteration
+
+    (origin,) = location_origins_from_yaml_paths([str(REPO_ROOT / "workspace.yaml")])
+    target = InProcessWorkspaceLoadTarget(
+        InProcessCodeLocationOrigin(
+            origin.loadable_target_origin, location_name=origin.location_name
+        )
+    )
+    with WorkspaceProcessContext(instance, target) as context:
+        list(execute_sensor_iteration(context, logging.getLogger("sensor-daemon"), None, None))

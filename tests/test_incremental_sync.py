@@ -8,14 +8,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance, Definitions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from acton_pipelines.sandbox import SeedSummary, churn_sandbox
+from acton_pipelines.partitions import incremental_tags
+from acton_pipelines.resources.salesforce import SalesforceResource
+from acton_pipelines.sandbox import SandboxServer, SeedSummary, churn_sandbox
+from acton_pipelines.sandbox.replication import INVALID_REPLICATION_DATE, LATE_EARLIEST_DATE
 from acton_pipelines.sandbox.store import to_storage_datetime
 from acton_pipelines.warehouse.engine import warehouse_engine
-from tests.conftest import ActonHome, make_home, run_full_sync, run_incremental_sync
+from tests.conftest import (
+    ActonHome,
+    home_definitions,
+    home_resources,
+    make_home,
+    run_full_sync,
+    run_incremental_sync,
+)
 from tests.warehouse_contents import table_contents
 
 # Tables whose contents depend on the CRM alone (sync_runs and sync_deletions are history).
@@ -238,9 +249,12 @@ def test_an_old_last_sync_turns_the_incremental_run_into_a_full_sync(
     assert modes["acton_contacts"] == "full"
 
 
+@pytest.mark.parametrize("answer", [INVALID_REPLICATION_DATE, LATE_EARLIEST_DATE])
 def test_a_purged_deletion_log_turns_the_incremental_run_into_a_full_sync(
-    synced_home: ActonHome,
+    synced_home: ActonHome, answer: str
 ) -> None:
+    """Both ways a CRM says its deletion log no longer reaches the last sync: HTTP 400
+    INVALID_REPLICATION_DATE (Salesforce), or 200 with a later earliestDateAvailable."""
     # The last sync "was" three days ago; since then the recycle bin was emptied.
     with warehouse_engine(synced_home.warehouse_url).begin() as conn:
         conn.execute(
@@ -258,26 +272,56 @@ def test_a_purged_deletion_log_turns_the_incremental_run_into_a_full_sync(
         now=datetime.now(UTC) + timedelta(seconds=1),
     )
     assert emptied.purged
-    assert run_incremental_sync(synced_home, today()).success
-    modes = dict(
-        rows(
-            synced_home,
-            "SELECT object, mode FROM sync_runs WHERE started_at > :recent",
-            recent=datetime.now(UTC) - timedelta(days=1),
+    cert_dir = synced_home.path / "sandbox" / "certs"  # where sandbox_url looks for the CA
+    with SandboxServer(synced_home.sandbox_db, cert_dir, deleted_before_log=answer) as server:
+        definitions = home_definitions(synced_home)
+        resources = {
+            **home_resources(synced_home),
+            "crm": SalesforceResource(
+                sandbox_url=server.instance_url, retry_initial_wait_seconds=0.01
+            ),
+        }
+        job = Definitions(
+            assets=definitions.assets,
+            asset_checks=definitions.asset_checks,
+            jobs=definitions.jobs,
+            resources=resources,
+        ).resolve_job_def("incremental_sync")
+        result = job.execute_in_process(
+            instance=DagsterInstance.ephemeral(),
+            tags=incremental_tags(today()),
+            raise_on_error=False,
         )
-    )
+    assert result.success
+    synced = {
+        obj: (mode, message)
+        for obj, mode, message in rows(
+            synced_home,
+            "SELECT object, mode, message FROM sync_runs WHERE run_id = :run",
+            run=result.run_id,
+        )
+    }
     tables = {
         "Lead": "crm_leads",
         "Contact": "crm_contacts",
         "Account": "crm_accounts",
         "Opportunity": "crm_opportunities",
     }
-    # Deletions made after the last sync and purged since: the log no longer holds them.
+    reason = "INVALID_REPLICATION_DATE" if answer == INVALID_REPLICATION_DATE else "starts at"
+    # Deletions made after the last sync and purged since: the log no longer holds them, so
+    # each object with such a deletion was read in full, saying why, and lost those records.
     assert recent.deleted
-    for crm_object in recent.deleted:
+    for crm_object, ids in recent.deleted.items():
         assert crm_object in emptied.purged
-        assert modes[tables[crm_object]] == "full", crm_object
-    assert modes["acton_contacts"] == "full"
+        mode, message = synced[tables[crm_object]]
+        assert mode == "full", crm_object
+        assert "read in full instead of incrementally" in message and reason in message
+        left = rows(
+            synced_home,
+            f"SELECT id FROM {tables[crm_object]} WHERE id IN ({', '.join(repr(i) for i in ids)})",
+        )
+        assert left == [], crm_object
+    assert synced["acton_contacts"][0] == "full"
 
 
 def test_re_running_a_partition_changes_nothing(synced_home: ActonHome) -> None:

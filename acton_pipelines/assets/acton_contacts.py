@@ -23,7 +23,7 @@ from acton_pipelines.crm.run_window import run_window
 from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
-from acton_pipelines.step_failures import one_line_failure
+from acton_pipelines.step_failures import StepRecord, one_line_failure
 from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contacts_table
 
 
@@ -45,13 +45,15 @@ from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contac
 def acton_contacts(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
-    with one_line_failure():
+    window = run_window(context)
+    record = StepRecord(warehouse.engine, context.run.run_id, "acton_contacts", window.mode)
+    with one_line_failure(record):
         loaded = mapping.load_for_run(context, warehouse.engine)
         build = build_acton_contacts(
             engine=warehouse.engine,
             mapping=loaded,
             run_id=context.run.run_id,
-            window=run_window(context),
+            window=window,
             progress=context.log.info,
         )
     table = acton_contacts_table(loaded)

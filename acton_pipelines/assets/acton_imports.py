@@ -8,7 +8,7 @@ from acton_pipelines.assets.acton_contacts import acton_contacts
 from acton_pipelines.build.imports import APPLIED, REJECTED, SKIPPED, build_imports
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
-from acton_pipelines.step_failures import one_line_failure
+from acton_pipelines.step_failures import StepRecord, one_line_failure
 
 DESCRIPTION = """\
 Act-On-side changes dropped as CSV files into the imports folder (`ACTON_IMPORTS_DIR`, default \
@@ -51,7 +51,8 @@ def acton_imports(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
     folder = settings.imports_dir()
-    with one_line_failure():
+    record = StepRecord(warehouse.engine, context.run.run_id, "acton_imports", "import")
+    with one_line_failure(record):
         summary = build_imports(
             engine=warehouse.engine,
             mapping=mapping.load_for_run(context, warehouse.engine),

@@ -9,7 +9,7 @@ from acton_pipelines.crm.run_window import run_window
 from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
-from acton_pipelines.step_failures import one_line_failure
+from acton_pipelines.step_failures import StepRecord, one_line_failure
 
 
 @asset(
@@ -27,12 +27,14 @@ from acton_pipelines.step_failures import one_line_failure
 def contact_scores(
     context: AssetExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> MaterializeResult:
-    with one_line_failure():
+    window = run_window(context)
+    record = StepRecord(warehouse.engine, context.run.run_id, "contact_scores", window.mode)
+    with one_line_failure(record):
         run, summary = build_contact_scores(
             engine=warehouse.engine,
             mapping=mapping.load_for_run(context, warehouse.engine),
             run_id=context.run.run_id,
-            window=run_window(context),
+            window=window,
             progress=context.log.info,
         )
     return MaterializeResult(

@@ -22,7 +22,7 @@ from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import SalesforceResource
 from acton_pipelines.resources.warehouse import WarehouseResource
-from acton_pipelines.step_failures import one_line_failure
+from acton_pipelines.step_failures import StepRecord, one_line_failure
 from acton_pipelines.warehouse.tables import crm_column_name
 
 # The objects a mapping can reach: the two it maps and the ones its hops join.
@@ -72,7 +72,9 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
         warehouse: WarehouseResource,
         mapping: MappingResource,
     ) -> MaterializeResult:
-        with one_line_failure():
+        window = run_window(context)
+        record = StepRecord(warehouse.engine, context.run.run_id, crm_object.table, window.mode)
+        with one_line_failure(record):
             checked = _checked_mapping(context, mapping, crm, warehouse)
             fields = fields_to_read(crm_object, checked)
             names = {crm_object.name, *MAPPED_OBJECTS}
@@ -83,7 +85,7 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
                 engine=warehouse.engine,
                 crm_object=crm_object,
                 types=types,
-                window=run_window(context),
+                window=window,
                 run_id=context.run.run_id,
                 progress=context.log.info,
                 allow_mass_delete=allows_mass_delete(context.run.tags),

@@ -8,7 +8,7 @@ from acton_pipelines.build.push import push_to_crm
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.salesforce import SalesforceResource
 from acton_pipelines.resources.warehouse import WarehouseResource
-from acton_pipelines.step_failures import one_line_failure
+from acton_pipelines.step_failures import StepRecord, one_line_failure
 
 
 @asset(
@@ -31,7 +31,8 @@ def crm_push(
     warehouse: WarehouseResource,
     mapping: MappingResource,
 ) -> MaterializeResult:
-    with one_line_failure():
+    record = StepRecord(warehouse.engine, context.run.run_id, "crm_push", "push")
+    with one_line_failure(record):
         result = push_to_crm(
             engine=warehouse.engine,
             client=crm.client,

@@ -10,6 +10,7 @@ from acton_pipelines.cli.mapping import mapping
 from acton_pipelines.cli.push import push
 from acton_pipelines.cli.sample import sample
 from acton_pipelines.cli.sandbox import sandbox
+from acton_pipelines.cli.status import status
 from acton_pipelines.cli.sync import sync
 
 
@@ -23,7 +24,7 @@ def cli() -> None:
     """
 
 
-for command in (mapping, sandbox, sync, imports, push, sample, demo, summary, ui):
+for command in (mapping, sandbox, sync, imports, push, sample, demo, summary, status, ui):
     cli.add_command(command)
 
 

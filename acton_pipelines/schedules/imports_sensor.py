@@ -117,8 +117,9 @@ def scan_folder(folder: Path, before: FolderState) -> tuple[FolderState, list[st
     description=(
         "Watches the imports folder (ACTON_IMPORTS_DIR, default ACTON_HOME/imports): when files "
         "appear whose contents (sha256) it has not requested yet, requests one run of "
-        "acton_imports, keyed by their sha256s. Only new files, and files whose size or "
-        "modification time changed, are read: the cursor remembers [size, mtime_ns, sha256] "
+        "acton_imports, keyed by their sha256s and newest modification time. Only new files, "
+        "and files whose size or modification time changed, are read: the cursor remembers "
+        "[size, mtime_ns, sha256] "
         "per file name in the folder. Hidden files and sub-folders (processed/, rejected/) are "
         "ignored; a renamed copy of content already requested requests nothing."
     ),
@@ -137,5 +138,11 @@ def imports_sensor(context: SensorEvaluationContext) -> SensorResult:
     if not new:
         return SensorResult(skip_reason=f"No new files in {folder}.", cursor=cursor)
     context.log.info(f"{len(new)} new file(s) in {folder}: requesting acton_imports.")
-    request = RunRequest(run_key=imports_run_key(new), tags={"acton/import_files": str(len(new))})
+    # Dagster launches a run key once per sensor. The newest modification time among the new
+    # files makes a drop of content seen before (its first copy since moved to processed/) a
+    # new request: its run finds the content imported and moves the file out of the way.
+    newest = max(seen.mtime_ns for seen in now.files.values() if seen.sha256 in new)
+    request = RunRequest(
+        run_key=f"{imports_run_key(new)}-{newest}", tags={"acton/import_files": str(len(new))}
+    )
     return SensorResult(run_requests=[request], cursor=cursor)

@@ -221,14 +221,15 @@ class RunFailureNotRecorded(Exception):
 
 @run_failure_sensor(
     name="run_failure_alerts",
-    # None: every job of this code location, including jobs added later (and asset runs
-    # launched from the UI), but not other code locations' runs.
-    monitored_jobs=None,
+    # Every run of the instance: runs started by `acton sync ...` execute in that process and
+    # carry no code-location origin, so "this code location's jobs" would miss them. The
+    # instance holds this project's runs only.
+    monitor_all_code_locations=True,
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
-        "For every failed run of this code location: records one line saying what failed and "
-        "why in the warehouse table run_failures (run_id, job_name, failed_at, cause, "
+        "For every failed run (daemon, UI or command line): records one line saying what "
+        "failed and why in the warehouse table run_failures (run_id, job_name, failed_at, cause, "
         "step_keys, tags, alerted, alert_error) and, when ACTON_ALERT_WEBHOOK_URL is set, "
         "POSTs it as JSON (event run_failed, with a link to the run via ACTON_DAGSTER_URL). "
         "A webhook that fails is recorded in alert_error and does not fail the sensor."

@@ -49,8 +49,9 @@ def test_new_files_request_one_run_keyed_by_their_hashes(imports: Path) -> None:
 
     result = evaluate("[]")
     (request,) = result.run_requests or []
-    assert request.run_key == hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-    assert request.run_key == imports_run_key(set(hashes))
+    newest = max((imports / n).stat().st_mtime_ns for n in ("contacts-a.csv", "opt_outs.csv"))
+    digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+    assert request.run_key == f"{digest}-{newest}" == f"{imports_run_key(set(hashes))}-{newest}"
     remembered = json.loads(result.cursor or "")
     assert sorted(remembered) == ["contacts-a.csv", "opt_outs.csv"]
     size, mtime_ns, sha256 = remembered["contacts-a.csv"]
@@ -71,7 +72,9 @@ def test_only_the_new_files_make_the_next_run_key(imports: Path) -> None:
 
     (imports / "edits.csv").write_bytes(b"email,field,value,changed_at\n")
     (request,) = evaluate(cursor).run_requests or []
-    assert request.run_key == imports_run_key({sha(b"email,field,value,changed_at\n")})
+    assert request.run_key.startswith(
+        imports_run_key({sha(b"email,field,value,changed_at\n")}) + "-"
+    )
 
 
 def test_a_cursor_that_is_not_ours_counts_as_none(imports: Path) -> None:
@@ -111,7 +114,7 @@ def test_an_unchanged_file_is_not_read_again(imports: Path, hashed: list[str]) -
     # a was read once; b once, when it appeared.
     assert hashed == ["contacts-a.csv", "contacts-b.csv"]
     (request,) = second.run_requests or []
-    assert request.run_key == imports_run_key(set(hashes_of("b")))
+    assert request.run_key.startswith(imports_run_key(set(hashes_of("b"))) + "-")
     assert not third.run_requests and third.cursor == second.cursor
 
 
@@ -128,7 +131,7 @@ def test_a_changed_file_under_the_same_name_requests_a_run(
     # Set the time explicitly: two writes may fall in one tick of the file system's clock.
     os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
     (request,) = evaluate(first.cursor).run_requests or []
-    assert request.run_key == imports_run_key(set(hashes_of("changed")))
+    assert request.run_key.startswith(imports_run_key(set(hashes_of("changed"))) + "-")
     assert hashed == ["contacts-a.csv", "contacts-a.csv"]
 
 
@@ -185,9 +188,31 @@ def test_an_unreadable_file_does_not_stop_the_others(
         patch.setattr(files, "sha256_of", locked)
         first = evaluate(None)
     (request,) = first.run_requests or []
-    assert request.run_key == imports_run_key(set(hashes_of("a")))
+    assert request.run_key.startswith(imports_run_key(set(hashes_of("a"))) + "-")
     assert sorted(json.loads(first.cursor or "")) == ["contacts-a.csv"]
 
     # Readable again: new to the sensor, so read and requested.
     (again,) = evaluate(first.cursor).run_requests or []
-    assert again.run_key == imports_run_key(set(hashes_of("locked")))
+    assert again.run_key.startswith(imports_run_key(set(hashes_of("locked"))) + "-")
+
+
+def test_content_dropped_again_after_its_first_copy_left_requests_a_new_run(
+    imports: Path,
+) -> None:
+    imports.mkdir()
+    path = imports / "contacts-a.csv"
+    path.write_bytes(b"email\na@example.com\n")
+    first = evaluate(None)
+    (request,) = first.run_requests or []
+    # The run moved the file to processed/; the next tick forgets it.
+    (imports / "processed").mkdir()
+    path.rename(imports / "processed" / path.name)
+    emptied = evaluate(first.cursor)
+    assert not emptied.run_requests
+
+    path.write_bytes(b"email\na@example.com\n")
+    later = path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(path, ns=(later, later))
+    (again,) = evaluate(emptied.cursor).run_requests or []
+    # The same content, dropped again: a key of its own, or Dagster would never run it.
+    assert again.run_key != request.run_key
