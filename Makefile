@@ -23,8 +23,8 @@ lint: install  ## ruff: lint and formatting.
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint  ## ruff, then the test suite.
-	$(BIN)/pytest
+test: lint  ## ruff, then the test suite (one worker per core: most tests wait on HTTP and SQL).
+	$(BIN)/pytest -n auto --dist worksteal
 
 ui: install  ## The Dagster UI on this workspace, with the same ACTON_HOME.
 	$(BIN)/acton ui

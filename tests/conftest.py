@@ -171,6 +171,16 @@ def acton_home(
     yield make_home(tmp_path / "acton_home", small_crm, monkeypatch)
 
 
+@pytest.fixture
+def synced_home(
+    tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch
+) -> ActonHome:
+    """A private ACTON_HOME with the small sandbox CRM, after its first full sync."""
+    home = make_home(tmp_path / "home", small_crm, monkeypatch)
+    assert run_full_sync(home).success
+    return home
+
+
 def home_resources(home: ActonHome, mapping_dir: Path | None = None) -> dict[str, object]:
     """The project's resources pointed at ``home``'s sandbox, warehouse and mapping (CRM
     retries waiting milliseconds and giving up after seconds, not minutes)."""

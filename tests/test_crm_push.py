@@ -11,10 +11,9 @@ from sqlalchemy import text
 
 from acton_pipelines.build.push import plan_push
 from acton_pipelines.mapping import load_mapping
-from acton_pipelines.sandbox import SeedSummary
 from acton_pipelines.sandbox.store import DELETES_REFUSED_KEY
 from acton_pipelines.warehouse.engine import warehouse_engine
-from tests.conftest import ActonHome, make_home, run_full_sync, run_sync
+from tests.conftest import ActonHome, run_sync
 
 WELL_FORMED = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
 MAPPING = load_mapping(Path(__file__).resolve().parents[1] / "mapping_config")
@@ -39,15 +38,6 @@ def crm(home: ActonHome, sql: str, *params: object) -> list[tuple]:
 def deletes_sent(home: ActonHome) -> int:
     found = crm(home, "SELECT value FROM _sandbox_meta WHERE key = ?", DELETES_REFUSED_KEY)
     return int(found[0][0]) if found else 0
-
-
-@pytest.fixture
-def synced_home(
-    tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch
-) -> ActonHome:
-    home = make_home(tmp_path / "home", small_crm, monkeypatch)
-    assert run_full_sync(home).success
-    return home
 
 
 def test_after_a_push_the_crm_score_fields_equal_the_computed_scores(

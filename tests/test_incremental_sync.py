@@ -58,16 +58,6 @@ def crm(home: ActonHome, sql: str, *params: object) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
-@pytest.fixture
-def synced_home(
-    tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch
-) -> ActonHome:
-    """A home after its first full sync."""
-    home = make_home(tmp_path / "home", small_crm, monkeypatch)
-    assert run_full_sync(home).success
-    return home
-
-
 def fresh_full_sync_of(home: ActonHome, root: Path, monkeypatch: pytest.MonkeyPatch) -> ActonHome:
     """A second home over a copy of ``home``'s (churned) CRM, fully synced from scratch."""
     fresh = ActonHome(path=root, sandbox_db=root / "sandbox" / "crm.sqlite", seed=home.seed)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -33,11 +32,11 @@ from acton_pipelines.partitions import (
     incremental_tags,
     sync_partitions,
 )
-from acton_pipelines.sandbox import SeedSummary, churn_sandbox
+from acton_pipelines.sandbox import churn_sandbox
 from acton_pipelines.sandbox.store import to_storage_datetime
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.tables import sync_runs
-from tests.conftest import ActonHome, home_definitions, make_home, run_full_sync, run_sync
+from tests.conftest import ActonHome, home_definitions, run_sync
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -78,15 +77,6 @@ def today() -> str:
 
 def yesterday() -> str:
     return (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
-
-
-@pytest.fixture
-def synced_home(
-    tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch
-) -> ActonHome:
-    home = make_home(tmp_path / "home", small_crm, monkeypatch)
-    assert run_full_sync(home).success
-    return home
 
 
 def test_one_partition_from_the_ui_is_an_incremental_sync_of_that_day(

@@ -36,7 +36,9 @@ any problem (unknown name or column, malformed email, value that does not fit it
 bad timestamp, unknown activity, edit or activity of an address with no contact, \
 `create_in_crm` for a contact already in the CRM) applies nothing. It is recorded as `rejected` \
 in `acton_import_files`, with every problem in `acton_import_rejects` (line as in the file, \
-header = line 1; column; value; reason): fix the file and drop it again. A valid file is applied \
+header = line 1; column; value; reason): fix the file and drop it again. Once a file's \
+transaction commits it moves to `processed/` (applied, or already imported) or `rejected/` \
+(with `<name>.errors.txt`, one reason per line). A valid file is applied \
 in one transaction with its `acton_import_files` row. The contacts a run touched are then \
 rescored and placed in segments."""
 

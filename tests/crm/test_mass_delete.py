@@ -8,7 +8,6 @@ deleted in the CRM (as an incremental sync sees them).
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -21,9 +20,9 @@ from acton_pipelines.crm.mass_delete import (
     max_delete_fraction,
 )
 from acton_pipelines.partitions import ALLOW_MASS_DELETE_TAG, full_sync_tags
-from acton_pipelines.sandbox import SeedSummary, churn_sandbox
+from acton_pipelines.sandbox import churn_sandbox
 from acton_pipelines.warehouse.engine import warehouse_engine
-from tests.conftest import ActonHome, make_home, run_full_sync, run_sync
+from tests.conftest import ActonHome, run_full_sync, run_sync
 
 
 def check(held: int, to_delete: int, read: int = 1) -> DeletionCheck:
@@ -65,15 +64,6 @@ def test_the_fraction_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("ACTON_MAX_DELETE_FRACTION", bad)
         with pytest.raises(ValueError, match="ACTON_MAX_DELETE_FRACTION"):
             max_delete_fraction()
-
-
-@pytest.fixture
-def synced_home(
-    tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch
-) -> ActonHome:
-    home = make_home(tmp_path / "home", small_crm, monkeypatch)
-    assert run_full_sync(home).success
-    return home
 
 
 def count(home: ActonHome, table: str) -> int:
