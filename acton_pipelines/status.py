@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 
 from acton_pipelines import settings
 from acton_pipelines.crm.deletion_log import DELETION_LOG_DAYS
+from acton_pipelines.crm.objects import CRM_TABLES
 from acton_pipelines.imports.files import ERRORS_SUFFIX, REJECTED_DIR, import_paths
 from acton_pipelines.run_failures import (
     error_cause,
@@ -39,9 +40,11 @@ from acton_pipelines.run_failures import (
     one_line,
     run_failure_summary,
 )
-from acton_pipelines.schedules.sync_history import CRM_TABLES, FullSyncDue, full_sync_due
+from acton_pipelines.schedules.sync_history import FullSyncDue, full_sync_due
 from acton_pipelines.summary import summarize
 from acton_pipelines.warehouse.engine import display_url, warehouse_engine
+from acton_pipelines.warehouse.sync_runs import as_utc
+from acton_pipelines.warehouse.sync_runs import one_line as one_line_error
 from acton_pipelines.warehouse.tables import (
     acton_field_edits,
     crm_create_requests,
@@ -86,21 +89,8 @@ LOCATION_NAME = "acton_pipelines"
 DAEMON_ALIVE = timedelta(minutes=5)
 
 
-def as_utc(moment: datetime | None) -> datetime | None:
-    """``moment`` with its zone: SQLite hands timestamps back naive, and they were written in
-    UTC."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _from_timestamp(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=UTC)
-
-
-def _error_line(error: BaseException) -> str:
-    """An exception as one line (URL passwords masked), its type when it has no message."""
-    return one_line(str(error)) or type(error).__name__
 
 
 # --- the facts --------------------------------------------------------------------------------
@@ -292,7 +282,7 @@ def warehouse_facts(url: str, now: datetime) -> WarehouseFacts:
             return _empty_warehouse(shown)
         facts = read_warehouse(warehouse_engine(url), now)
     except Exception as error:  # noqa: BLE001 - the report must show the other facts anyway
-        return WarehouseFacts(url=shown, error=_error_line(error))
+        return WarehouseFacts(url=shown, error=one_line_error(error))
     # As the user wrote it (the engine may have swapped the driver), password masked.
     facts.url = shown
     return facts
@@ -519,7 +509,7 @@ def dagster_facts(
         facts.failures, facts.successes = _instance_runs(instance, now)
         facts.active_runs = _active_runs(instance)
     except Exception as error:  # noqa: BLE001 - keep the rest of the report
-        facts.error = f"cannot read the runs: {_error_line(error)}"
+        facts.error = f"cannot read the runs: {one_line_error(error)}"
     try:
         beats = instance.get_daemon_heartbeats().values()
         facts.daemon_heartbeat = _from_timestamp(max((b.timestamp for b in beats), default=None))
@@ -528,7 +518,7 @@ def dagster_facts(
     try:
         facts.schedules, facts.sensors = automation(instance, now, workspace_file)
     except Exception as error:  # noqa: BLE001
-        facts.definitions_error = _error_line(error)
+        facts.definitions_error = one_line_error(error)
     return facts
 
 
@@ -755,7 +745,7 @@ def freshness_setting() -> tuple[timedelta | None, str | None]:
 
         return freshness_window(), None
     except ValueError as error:
-        return None, _error_line(error)
+        return None, one_line_error(error)
 
 
 def build_report(
@@ -794,14 +784,14 @@ def gather_status(now: datetime | None = None) -> StatusReport:
     try:
         imports = imports_facts(settings.imports_dir())
     except OSError as error:
-        imports = ImportsFacts(folder=f"(imports folder unusable: {_error_line(error)})")
+        imports = ImportsFacts(folder=f"(imports folder unusable: {one_line_error(error)})")
     home: str | None = None
     try:
         home = str(local_dagster_home())
         with DagsterInstance.get() as instance:
             dagster = dagster_facts(instance, now, home=home)
     except Exception as error:  # noqa: BLE001 - the warehouse facts still stand
-        dagster = DagsterFacts(home=home, error=f"cannot be opened: {_error_line(error)}")
+        dagster = DagsterFacts(home=home, error=f"cannot be opened: {one_line_error(error)}")
     return build_report(warehouse, dagster, imports, now, freshness, freshness_error)
 
 

@@ -30,7 +30,7 @@ from acton_pipelines.build.contact_candidates import (
     touched_by_runs,
 )
 from acton_pipelines.contact_values import conform_contacts
-from acton_pipelines.crm.objects import CONTACT, CRM_OBJECTS, LEAD
+from acton_pipelines.crm.objects import CONTACT, CRM_TABLES, LEAD
 from acton_pipelines.crm.window import SyncWindow
 from acton_pipelines.mapping.models import DataType, Mapping
 from acton_pipelines.warehouse.catch_up import pending_upstream
@@ -44,8 +44,6 @@ from acton_pipelines.warehouse.tables import (
 
 CHUNK_SIZE = 5_000
 ACTON_CONTACTS = "acton_contacts"
-# acton_contacts is built from every CRM mirror table.
-CRM_TABLES = tuple(o.table for o in CRM_OBJECTS)
 
 
 @dataclass

@@ -11,7 +11,7 @@ than the start. Both mean the same here: the log no longer reaches the last sync
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 from simple_salesforce.exceptions import SalesforceMalformedRequest
@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, inspect, select
 
 from acton_pipelines.crm.client import CrmClient, salesforce_error_code
 from acton_pipelines.crm.objects import CrmObject
+from acton_pipelines.warehouse.sync_runs import as_utc
 from acton_pipelines.warehouse.tables import sync_runs
 
 # Salesforce keeps deletions 15 days; a day of margin for clocks and slow runs.
@@ -35,10 +36,7 @@ def last_successful_sync(engine: Engine, table: str) -> datetime | None:
     )
     with engine.connect() as conn:
         started = conn.execute(statement).scalar_one()
-    if started is not None and started.tzinfo is None:
-        # SQLite hands timestamps back without their zone; they were written in UTC.
-        started = started.replace(tzinfo=UTC)
-    return started
+    return as_utc(started)
 
 
 def deletion_log_gap(

@@ -80,6 +80,8 @@ OPPORTUNITY = CrmObject(
 )
 
 CRM_OBJECTS: tuple[CrmObject, ...] = (LEAD, CONTACT, ACCOUNT, USER, OPPORTUNITY)
+# Their warehouse tables: what acton_contacts is built from, and what a day counts as synced by.
+CRM_TABLES: tuple[str, ...] = tuple(o.table for o in CRM_OBJECTS)
 
 # Relationship names resolved through a mirrored object, per source object.
 JOINED_RELATIONSHIPS: dict[str, dict[str, CrmObject]] = {

@@ -72,18 +72,21 @@ def _newest(mark: datetime | None, stamps: pd.Series) -> datetime | None:
 
 
 def resolve_window(
-    client: CrmClient, engine: Engine, crm_object: CrmObject, window: SyncWindow
+    client: CrmClient,
+    engine: Engine,
+    crm_object: CrmObject,
+    window: SyncWindow,
+    mark: datetime | None,
 ) -> SyncWindow:
     """The window this object actually reads: a full read when the CRM's deletion log no
-    longer reaches its last successful sync; from its high-water mark (minus the lookback)
-    when the run asks for ``since_last_sync`` and one is known; else ``window`` as it is."""
+    longer reaches its last successful sync; from its high-water mark ``mark`` (minus the
+    lookback) when the run asks for ``since_last_sync`` and one is known; else ``window``."""
     if window.is_full:
         return window
     gap = deletion_log_gap(client, engine, crm_object, utc_now())
     if gap:
         return replace(FULL_SYNC, reason=f"read in full instead of incrementally: {gap}")
-    mark = last_high_water_mark(engine, crm_object.table) if window.since_last_sync else None
-    if mark is None:
+    if mark is None or not window.since_last_sync:
         return window
     start = mark - lookback()
     return replace(
@@ -143,12 +146,13 @@ def sync_crm_object(
     calls_before = client.api_calls
     run = SyncRun(run_id=run_id, object=crm_object.table, mode=window.mode)
     try:
-        window = resolve_window(client, engine, crm_object, window)
+        # Carried forward when this sync reads nothing newer.
+        run.high_water_mark = last_high_water_mark(engine, crm_object.table)
+        window = resolve_window(client, engine, crm_object, window, run.high_water_mark)
         if window.reason:
             progress(f"{crm_object.table}: {window.reason}")
         run.mode, run.message = window.mode, window.reason or None
         run.window_start, run.window_end = window.start, window.end
-        run.high_water_mark = last_high_water_mark(engine, crm_object.table)
         with_deletions = not window.is_full and crm_object.has_is_deleted
         fields = [*types, IS_DELETED] if with_deletions else list(types)
         soql = build_soql(crm_object, fields, window)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
@@ -79,8 +80,8 @@ def adopt_run_mapping(engine: Engine, run_id: str, directory: Path) -> tuple[str
     """
     recorded = _recorded_version(engine, run_id)
     if recorded is not None:
-        version = MappingVersion(files=json.loads(recorded.files), source_dir=recorded.source_dir)
-        return recorded.mapping_hash, version.load(), False
+        mapping = _loaded(recorded.mapping_hash, recorded.files, recorded.source_dir)
+        return recorded.mapping_hash, mapping, False
     version = MappingVersion.read(directory)
     mapping = version.load()
     prepare_warehouse(engine, mapping)
@@ -115,6 +116,13 @@ def adopt_run_mapping(engine: Engine, run_id: str, directory: Path) -> tuple[str
     if taken != version.mapping_hash:
         return adopt_run_mapping(engine, run_id, directory)
     return taken, mapping, True
+
+
+@functools.lru_cache(maxsize=8)
+def _loaded(mapping_hash: str, files: str, source_dir: str) -> Mapping:
+    """A recorded version, loaded once per process: every step and check of a run asks for
+    it, and a version never changes (its hash names its files)."""
+    return MappingVersion(files=json.loads(files), source_dir=source_dir).load()
 
 
 def _recorded_version(engine: Engine, run_id: str) -> Row | None:

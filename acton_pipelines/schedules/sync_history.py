@@ -11,10 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from acton_pipelines.crm.deletion_log import DELETION_LOG_DAYS, last_successful_sync
-from acton_pipelines.crm.objects import CRM_OBJECTS
-
-# Every mirrored CRM object: a day counts as synced only once all of them have read past it.
-CRM_TABLES: tuple[str, ...] = tuple(o.table for o in CRM_OBJECTS)
+from acton_pipelines.crm.objects import CRM_OBJECTS, CRM_TABLES
 
 # The objects whose deletions only the CRM's deletion log reports (Users are never deleted).
 DELETION_LOG_TABLES: tuple[str, ...] = tuple(o.table for o in CRM_OBJECTS if o.has_is_deleted)

@@ -27,6 +27,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """``moment`` with its zone: SQLite hands timestamps back naive, and they were written in
+    UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def one_line(error: BaseException) -> str:
     """``error`` as one line for ``sync_runs.error`` and run pages (first line, URL passwords
     masked, cut to a few hundred characters); its type when it has no message."""
@@ -109,5 +117,4 @@ def last_high_water_mark(engine: Engine, table: str) -> datetime | None:
     )
     with engine.connect() as conn:
         mark = conn.execute(statement).scalar_one_or_none()
-    # SQLite hands timestamps back without their zone; they were written in UTC.
-    return mark.replace(tzinfo=UTC) if mark is not None and mark.tzinfo is None else mark
+    return as_utc(mark)
