@@ -77,6 +77,8 @@ class SyncRun:
     high_water_mark: datetime | None = None
     seq: int | None = None
     consumed_through: int | None = None
+    fields_read: str | None = None
+    rows_unchanged: int | None = None
 
     def record(self, conn: Connection, status: str = "success") -> None:
         """Write the row inside the caller's transaction (with the data it describes)."""

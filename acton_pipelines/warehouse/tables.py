@@ -110,6 +110,12 @@ sync_runs = Table(
     # Derived tables (acton_contacts, contact_scores, segment_members): the seq of the newest
     # upstream sync_runs row this build took in. The next build catches up from there.
     Column("consumed_through", BigInteger),
+    # CRM objects, full reads: the CRM fields the read covered (comma-separated). A later sync
+    # whose mapping reads a field not in the last full read's list reads the object in full.
+    Column("fields_read", Text),
+    # CRM objects: records read again whose mirrored values had not changed (our own pushes
+    # move SystemModstamp): kept as they were, so nothing downstream treats them as changed.
+    Column("rows_unchanged", BigInteger),
     Index("ix_sync_runs_object_seq", "object", "seq"),
 )
 
@@ -150,6 +156,9 @@ opt_outs = Table(
     Column("added_at", DateTime(timezone=True), nullable=False),
     Column("changed_at", DateTime(timezone=True)),
     Column("sync_run_id", Text),
+    # For source "crm": the CRM record whose HasOptedOutOfEmail put the address on the list.
+    Column("crm_object", Text),
+    Column("crm_record_id", Text),
 )
 
 _AUTO_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -210,9 +219,15 @@ acton_field_edits = Table(
     Column("changed_at", DateTime(timezone=True), nullable=False),
     Column("source_file", Text),
     Column("line", Integer),
-    # pending, pushed, skipped_by_policy, superseded (the CRM changed later), failed
+    # pending, pushed, skipped_by_policy, superseded (a later edit, or the CRM changed this
+    # field since the edit), failed
     Column("push_status", Text, nullable=False, default="pending"),
     Column("pushed_at", DateTime(timezone=True)),
+    # The CRM's value of this field when the edit was recorded (as mirrored, in text): the
+    # push sends the edit only while the CRM still holds it (three-way, per field).
+    Column("crm_value_at_edit", Text),
+    # Why the edit was not pushed (skipped_by_policy, superseded), in words.
+    Column("status_reason", Text),
     Index("ix_acton_field_edits_contact_id", "contact_id"),
 )
 
@@ -228,6 +243,9 @@ crm_create_requests = Table(
     Column("crm_object", Text),
     Column("crm_id", Text),
     Column("error", Text),
+    # Create attempts so far; after ACTON_CREATE_ATTEMPTS failed ones the request is failed.
+    Column("attempts", Integer, default=0),
+    Column("last_attempt_at", DateTime(timezone=True)),
 )
 
 crm_push_log = Table(
@@ -238,14 +256,73 @@ crm_push_log = Table(
     Column("record_id", Text, nullable=False),
     Column("contact_id", Text),
     Column("field", Text, nullable=False),
+    # The CRM's value before the write (as last read), and the value sent.
     Column("old_value", Text),
     Column("new_value", Text),
+    # score, opt-out, opt-in, edit, create
     Column("reason", Text),
+    # The longer why: which score sheet, which Act-On field, the superseding CRM value...
+    Column("detail", Text),
+    # sent (recorded before the call; stays so if the push was killed before the answer),
+    # success, failed, superseded (an edit the CRM changed since; nothing sent)
     Column("outcome", Text, nullable=False),
     Column("error", Text),
     Column("sync_run_id", Text, nullable=False),
     Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("answered_at", DateTime(timezone=True)),
     Index("ix_crm_push_log_record_id", "record_id"),
+)
+
+duplicate_emails = Table(
+    "duplicate_emails",
+    metadata,
+    # One row per CRM record (or Act-On contact) whose address another one shares, rebuilt by
+    # every acton_contacts build: which was kept as the Act-On contact and why.
+    Column("email", Text, primary_key=True),
+    Column("contact_id", Text, primary_key=True),
+    Column("object", Text),
+    Column("record_id", Text),
+    Column("kept", Boolean, nullable=False),
+    Column("kept_contact_id", Text),
+    Column("reason", Text, nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("sync_run_id", Text),
+    Column("recorded_at", DateTime(timezone=True)),
+)
+
+contact_id_changes = Table(
+    "contact_id_changes",
+    metadata,
+    # Every change of a contact's CRM identity. contact_id never changes for a contact; when
+    # two contacts become one (a Lead converted into an existing Contact), old_contact_id is
+    # the one that ends, and its scores, memberships, activity and edits move to new_contact_id.
+    Column("id", _AUTO_ID, primary_key=True),
+    Column("old_contact_id", Text, nullable=False),
+    Column("new_contact_id", Text, nullable=False),
+    Column("old_object", Text),
+    Column("old_record_id", Text),
+    Column("new_object", Text),
+    Column("new_record_id", Text),
+    # created_in_crm, lead_converted, converted_into_existing_contact
+    Column("reason", Text, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("sync_run_id", Text),
+    Index("ix_contact_id_changes_old_contact_id", "old_contact_id"),
+)
+
+crm_fields = Table(
+    "crm_fields",
+    metadata,
+    # The CRM's describe of each mirrored object's fields, refreshed by every CRM sync: what
+    # import validation checks a "create in CRM" against (required fields) without a CRM call.
+    Column("object", Text, primary_key=True),
+    Column("field", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("nillable", Boolean),
+    Column("createable", Boolean),
+    Column("defaulted_on_create", Boolean),
+    Column("external_id", Boolean),
+    Column("described_at", DateTime(timezone=True)),
 )
 
 _CRM_TYPES: dict[str, type[TypeEngine]] = {
