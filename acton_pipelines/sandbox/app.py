@@ -46,15 +46,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from acton_pipelines.sandbox import describe, records, replication, store
+from acton_pipelines.sandbox import describe, records, replication, store, values
 from acton_pipelines.sandbox.batch_writes import WriteOperation
 from acton_pipelines.sandbox.bulk_ingest import DELETE_OPERATIONS, IngestJobs, ResultKind
 from acton_pipelines.sandbox.errors import SalesforceApiError, not_found
 from acton_pipelines.sandbox.faults import FaultInjector, FaultKind
-from acton_pipelines.sandbox.objects import ObjectDef, get_object
+from acton_pipelines.sandbox.objects import FieldDef, ObjectDef, get_object
 from acton_pipelines.sandbox.query import QueryEngine, batch_size_from_header
 from acton_pipelines.sandbox.sessions import SessionRegistry
-from acton_pipelines.sandbox.sobject_collections import save_collection
+from acton_pipelines.sandbox.sobject_collections import save_collection, upsert_collection
 
 DEFAULT_API_LIMIT = 100_000
 TOKEN_PATH = "/services/oauth2/token"
@@ -316,6 +316,12 @@ def _sobject(request: Request) -> ObjectDef:
     return obj
 
 
+def _wanted_fields(request: Request) -> list[str] | None:
+    """The ``fields`` parameter of a record GET (None: every field)."""
+    wanted = request.query_params.get("fields")
+    return [n.strip() for n in wanted.split(",") if n.strip()] if wanted else None
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body() or b"null")
@@ -436,14 +442,67 @@ async def record(request: Request) -> Response:
     record_id = str(request.path_params["record_id"])
     state = _state(request)
     if request.method == "GET":
-        wanted = request.query_params.get("fields")
-        names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted else None
+        names = _wanted_fields(request)
         with state.connection() as conn:
             return JSONResponse(records.get_record(conn, obj, record_id, version, names))
     body = await _json_body(request)
     with state.connection() as conn:
         records.update_record(conn, obj, record_id, body, state.clock())
     return Response(status_code=204)
+
+
+# API 46.0 made an upsert's update answer 200 with a body (it was 204) and added ``created``.
+_UPSERT_RESULT_VERSION = 46
+
+
+async def record_by_external_id(request: Request) -> Response:
+    """``GET`` or ``PATCH .../sobjects/{Obj}/{ExternalIdField}/{value}`` (PATCH upserts).
+
+    The upsert creates (201) when no live record has the value, updates (200 with
+    ``created: false``; 204 before API 46.0) when one has, and answers 300 with the matching
+    records' URLs when several have. GET answers the one record, 404, or the same 300.
+    """
+    version, obj = _version(request), _sobject(request)
+    key = records.upsert_key_field(obj, str(request.path_params["field"]))
+    value = str(request.path_params["value"])
+    state = _state(request)
+    try:
+        if request.method == "GET":
+            return _get_by_external_id(request, state, obj, key, value, version)
+        body = await _json_body(request)
+        with state.connection() as conn:
+            upserted = records.upsert_record(conn, obj, key, value, body, state.clock())
+    except records.MultipleMatches as error:
+        urls = [records.record_url(version, obj, record_id) for record_id in error.record_ids]
+        return JSONResponse(urls, status_code=300)
+    return _upsert_answer(version, upserted)
+
+
+def _upsert_answer(version: str, upserted: records.Upserted) -> Response:
+    answer: dict[str, Any] = {"id": upserted.record_id, "success": True, "errors": []}
+    if float(version.removeprefix("v")) < _UPSERT_RESULT_VERSION:
+        return JSONResponse(answer, status_code=201) if upserted.created else Response(None, 204)
+    answer["created"] = upserted.created
+    return JSONResponse(answer, status_code=201 if upserted.created else 200)
+
+
+def _get_by_external_id(
+    request: Request,
+    state: SandboxState,
+    obj: ObjectDef,
+    key: FieldDef,
+    value: str,
+    version: str,
+) -> Response:
+    names = _wanted_fields(request)
+    with state.connection() as conn:
+        stored = values.from_api(key, value)
+        matches = records.matching_ids(conn, obj, key, stored, limit=-1)
+        if len(matches) > 1:
+            raise records.MultipleMatches(key, matches)
+        if not matches:
+            raise not_found()
+        return JSONResponse(records.get_record(conn, obj, matches[0], version, names))
 
 
 async def query(request: Request) -> Response:
@@ -495,6 +554,18 @@ async def composite_sobjects(request: Request) -> Response:
     state = _state(request)
     with state.connection() as conn:
         answer = save_collection(conn, operation, body, state.clock())
+    return JSONResponse(answer)
+
+
+async def composite_sobjects_upsert(request: Request) -> Response:
+    """``PATCH .../composite/sobjects/{Obj}/{ExternalIdField}``: upsert up to 200 records."""
+    _version(request)
+    obj = _sobject(request)
+    key = records.upsert_key_field(obj, str(request.path_params["field"]))
+    body = await _json_body(request)
+    state = _state(request)
+    with state.connection() as conn:
+        answer = upsert_collection(conn, obj, key, body, state.clock())
     return JSONResponse(answer)
 
 
@@ -583,11 +654,21 @@ def create_app(state: SandboxState) -> ASGIApp:
         Route(f"{data}/sobjects/{{sobject}}/updated", sobject_updated, methods=["GET"]),
         Route(f"{data}/sobjects/{{sobject}}/deleted", sobject_deleted, methods=["GET"]),
         Route(f"{data}/sobjects/{{sobject}}/{{record_id}}", record, methods=["GET", "PATCH"]),
+        Route(
+            f"{data}/sobjects/{{sobject}}/{{field}}/{{value}}",
+            record_by_external_id,
+            methods=["GET", "PATCH"],
+        ),
         Route(f"{data}/query", query, methods=["GET"]),
         Route(f"{data}/queryAll", query_all, methods=["GET"]),
         Route(f"{data}/query/{{locator}}", query_more, methods=["GET"]),
         Route(f"{data}/queryAll/{{locator}}", query_more, methods=["GET"]),
         Route(f"{data}/composite/sobjects", composite_sobjects, methods=["POST", "PATCH"]),
+        Route(
+            f"{data}/composite/sobjects/{{sobject}}/{{field}}",
+            composite_sobjects_upsert,
+            methods=["PATCH"],
+        ),
         Route(f"{data}/jobs/ingest", ingest_create, methods=["POST"]),
         Route(f"{data}/jobs/ingest/{{job_id}}", ingest_job, methods=["GET", "PATCH", "DELETE"]),
         Route(f"{data}/jobs/ingest/{{job_id}}/batches", ingest_batches, methods=["PUT"]),

@@ -10,6 +10,7 @@ With ``all_or_none`` any failure rolls back every record, as Salesforce's AllOrN
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,7 @@ from typing import Any
 from acton_pipelines.sandbox import records
 from acton_pipelines.sandbox.errors import SalesforceApiError
 from acton_pipelines.sandbox.ids import is_valid_id, to_18
-from acton_pipelines.sandbox.objects import ObjectDef
+from acton_pipelines.sandbox.objects import FieldDef, ObjectDef
 
 _SAVEPOINT = "sandbox_record_write"
 
@@ -29,6 +30,7 @@ class WriteOperation(StrEnum):
 
     INSERT = "insert"
     UPDATE = "update"
+    UPSERT = "upsert"
 
 
 def record_error(
@@ -49,12 +51,20 @@ ROLLED_BACK = record_error(
 class RecordWrite:
     """One record to write: its object, its Id (updates only) and its fields as the API sent them.
 
-    ``fields`` holds API values (JSON values, or CSV text); ``None`` clears a field.
+    ``fields`` holds API values (JSON values, or CSV text); ``None`` clears a field. An upsert
+    names its ``upsert_key`` field, whose value is among the ``fields``.
     """
 
     obj: ObjectDef
     fields: Mapping[str, Any] = field(default_factory=dict)
     record_id: str | None = None
+    upsert_key: FieldDef | None = None
+
+    def key_value(self) -> Any:
+        """The value of the upsert key among the fields (None when absent)."""
+        assert self.upsert_key is not None
+        wanted = self.upsert_key.name.lower()
+        return next((v for name, v in self.fields.items() if name.lower() == wanted), None)
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,13 @@ def write_records(
     if not conn.in_transaction:
         # Savepoints need an enclosing transaction, or each RELEASE would commit on its own.
         conn.execute("BEGIN")
-    results = [_write_one(conn, operation, write, now) for write in writes]
+    repeated = _repeated_keys(writes) if operation is WriteOperation.UPSERT else set()
+    results = [
+        _repeated_key_result(write)
+        if _key_of(write) in repeated
+        else _write_one(conn, operation, write, now)
+        for write in writes
+    ]
     if all_or_none and not all(result.success for result in results):
         conn.rollback()
         return [
@@ -99,7 +115,33 @@ def write_records(
 
 def _kept_id(operation: WriteOperation, result: WriteResult) -> str | None:
     # A rolled-back insert has no record any more; a rolled-back update's record still exists.
-    return result.record_id if operation is WriteOperation.UPDATE else None
+    updated = operation is WriteOperation.UPDATE
+    upsert_updated = operation is WriteOperation.UPSERT and not result.created
+    return result.record_id if updated or upsert_updated else None
+
+
+def _key_of(write: RecordWrite) -> str | None:
+    """How an upsert's key value compares with others in the batch (case-insensitively)."""
+    if write.upsert_key is None:
+        return None
+    value = write.key_value()
+    return None if value is None or value == "" else str(value).lower()
+
+
+def _repeated_keys(writes: Sequence[RecordWrite]) -> set[str]:
+    """Key values more than one upsert of the batch carries: Salesforce refuses them all."""
+    counts = Counter(key for key in map(_key_of, writes) if key is not None)
+    return {key for key, n in counts.items() if n > 1}
+
+
+def _repeated_key_result(write: RecordWrite) -> WriteResult:
+    assert write.upsert_key is not None
+    error = record_error(
+        "DUPLICATE_VALUE",
+        f"Duplicate external id specified: {write.key_value()}",
+        [write.upsert_key.name],
+    )
+    return WriteResult(None, error)
 
 
 def _write_one(
@@ -109,6 +151,9 @@ def _write_one(
     try:
         if operation is WriteOperation.INSERT:
             result = WriteResult(_insert(conn, write, now), created=True)
+        elif operation is WriteOperation.UPSERT:
+            upserted = _upsert(conn, write, now)
+            result = WriteResult(upserted.record_id, created=upserted.created)
         else:
             result = WriteResult(_update(conn, write, now))
     except SalesforceApiError as error:
@@ -129,6 +174,14 @@ def _insert(conn: sqlite3.Connection, write: RecordWrite, now: datetime) -> str:
     if write.record_id:
         raise record_error("INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
     return records.create_record(conn, write.obj, write.fields, now)
+
+
+def _upsert(conn: sqlite3.Connection, write: RecordWrite, now: datetime) -> records.Upserted:
+    key = write.upsert_key
+    assert key is not None
+    if write.record_id:
+        raise record_error("INVALID_FIELD", "cannot specify Id in an upsert call", ["Id"])
+    return records.upsert_record(conn, write.obj, key, write.key_value(), write.fields, now)
 
 
 def _update(conn: sqlite3.Connection, write: RecordWrite, now: datetime) -> str:

@@ -32,6 +32,8 @@ from acton_pipelines.sandbox.objects import ObjectDef, get_object
 
 JOB_KEY_PREFIX = "750"
 DELETE_OPERATIONS = frozenset({"delete", "hardDelete"})
+# Ingest jobs offer no upsert (sObject Collections do): it would need externalIdFieldName.
+_JOB_OPERATIONS = frozenset({WriteOperation.INSERT.value, WriteOperation.UPDATE.value})
 
 
 class JobState(StrEnum):
@@ -157,7 +159,7 @@ class IngestJobs:
         if obj is None:
             raise _invalid_job(f"Unable to find object: {body.get('object')}")
         operation = body.get("operation")
-        if operation not in {op.value for op in WriteOperation}:
+        if operation not in _JOB_OPERATIONS:
             raise _invalid_job(
                 f"The sandbox CRM does not support the {operation!r} ingest operation: "
                 "use insert or update"

@@ -91,7 +91,7 @@ def describe_field(f: FieldDef) -> dict[str, Any]:
         "custom": f.custom,
         "externalId": f.external_id,
         "unique": f.unique,
-        "idLookup": f.type is FieldType.ID or f.unique,
+        "idLookup": f.id_lookup,
         "nameField": f.name == "Name",
         "filterable": not (f.type is FieldType.TEXTAREA and f.length > 255),
         "sortable": f.type not in (FieldType.MULTIPICKLIST, FieldType.TEXTAREA),

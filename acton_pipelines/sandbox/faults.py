@@ -12,6 +12,16 @@ Two kinds of fault, each armed for a path fragment (and optionally one HTTP meth
   body than is sent (a ``Content-Length`` larger than what arrives, or an unfinished chunked
   body), so ``requests`` raises ``ChunkedEncodingError``.
 
+  This is how to lose a response *after the write was committed*: the handler runs and commits
+  its transaction before the first byte of the answer is sent, and only the answer is cut. So
+  ``server.drop_connections(path_contains="/composite/sobjects/Lead/", method="PATCH")`` lets
+  the next collections upsert of Leads create (or update) its records while the client sees
+  ``ChunkedEncodingError`` (a ``requests.RequestException``, not a ``ConnectionError``), and
+  ``path_contains="/sobjects/Lead/ActOn_Contact_Id__c/"`` does the same to a single-record
+  upsert; ``method="POST"`` with ``"/composite/sobjects"`` to a collections create. Only an
+  answer with a body can be cut: a 204 (an update, or an upsert's update before API 46.0)
+  goes out whole.
+
 Either kind fires for "the next ``times`` matching requests", or, with ``probability=p``, for a
 share ``p`` of matching requests drawn from a ``random.Random(seed)``: the same requests in the
 same order meet the same faults, so tests stay deterministic.

@@ -86,6 +86,19 @@ class FieldDef:
         """Whether values of this field are numbers."""
         return self.type in NUMBER_TYPES
 
+    @property
+    def id_lookup(self) -> bool:
+        """Whether a value of this field names one record (describe's ``idLookup``).
+
+        The Id, unique fields and external IDs: what an upsert may match records on.
+        """
+        return self.type is FieldType.ID or self.unique or self.external_id
+
+    @property
+    def upsert_key(self) -> bool:
+        """Whether an upsert may match records on this field (any idLookup field but the Id)."""
+        return self.id_lookup and self.type is not FieldType.ID
+
 
 @dataclass(frozen=True)
 class ObjectDef:
@@ -161,6 +174,11 @@ def _text(
         custom=custom,
         unique=unique,
     )
+
+
+def _external_id(name: str, label: str) -> FieldDef:
+    """A custom Text(255) External ID, unique (case-insensitively), as a setup admin makes one."""
+    return FieldDef(name, label, FieldType.STRING, 255, custom=True, external_id=True, unique=True)
 
 
 def _calculated_name(length: int = 121) -> FieldDef:
@@ -407,6 +425,9 @@ def _marketing_fields() -> tuple[FieldDef, ...]:
         _picklist("Interests__c", INTERESTS, multi=True, restricted=True, custom=True),
         _boolean("Newsletter__c", custom=True),
         _date("Last_Event_At__c", datetime_=True, custom=True, label="Last Event At"),
+        # The Act-On contact a record was created from: creates upsert on it, so a retried
+        # create whose answer was lost finds its record instead of making a second one.
+        _external_id("ActOn_Contact_Id__c", "Act-On Contact Id"),
     )
 
 

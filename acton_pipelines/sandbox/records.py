@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -158,6 +159,39 @@ def _missing_required(obj: ObjectDef, record: Mapping[str, Any]) -> None:
         )
 
 
+def matching_ids(
+    conn: sqlite3.Connection, obj: ObjectDef, f: FieldDef, value: Any, *, limit: int = 2
+) -> list[str]:
+    """Ids of live records whose ``f`` equals the stored ``value`` (text case-insensitively, as
+    Salesforce's case-insensitive unique and external ID fields compare), at most ``limit``."""
+    collation = " COLLATE NOCASE" if f.is_text else ""
+    live = ' AND "IsDeleted" = 0' if obj.has_field("IsDeleted") else ""
+    rows = conn.execute(
+        f'SELECT "Id" FROM {store.quote_ident(obj.name)} '
+        f'WHERE {store.quote_ident(f.name)} = ?{collation}{live} ORDER BY "Id" LIMIT ?',
+        (value, limit),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def _check_unique(
+    conn: sqlite3.Connection, obj: ObjectDef, record: Mapping[str, Any], own_id: str | None
+) -> None:
+    """Refuse a value of a unique field that another live record already has."""
+    for f in obj.fields:
+        value = record.get(f.name)
+        if not f.unique or value is None:
+            continue
+        others = [i for i in matching_ids(conn, obj, f, value) if i != own_id]
+        if others:
+            raise SalesforceApiError(
+                400,
+                "DUPLICATE_VALUE",
+                f"duplicate value found: {f.name} duplicates value on record with id: {others[0]}",
+                [f.name],
+            )
+
+
 def _next_stamp(now: datetime, previous: str | None) -> str:
     """``now`` as stored, but always after ``previous``: a change must move SystemModstamp."""
     stamp = store.to_storage_datetime(now)
@@ -199,6 +233,7 @@ def create_record(
         record["OwnerId"] = api_user_id(conn)
     _derive(obj, record)
     _missing_required(obj, record)
+    _check_unique(conn, obj, record, None)
     stamp = _next_stamp(now, None)
     record.update(
         {
@@ -238,6 +273,7 @@ def update_record(
     record.update({f.name: value for f, value in changes.items()})
     _derive(obj, record)
     _missing_required(obj, record)
+    _check_unique(conn, obj, record, row["Id"])
     stamp = _next_stamp(now, row["SystemModstamp"])
     record["SystemModstamp"] = stamp
     if obj.has_field("LastModifiedDate"):
@@ -249,3 +285,92 @@ def update_record(
         + ' WHERE "Id" = ?',
         [*(record[name] for name in assignments), row["Id"]],
     )
+
+
+class MultipleMatches(SalesforceApiError):
+    """An upsert's external ID value matches several records: none is written.
+
+    The REST resource answers 300 with the records' URLs; a batch reports the record as failed
+    with DUPLICATE_EXTERNAL_ID (the SOAP StatusCode for "matches more than one record").
+    """
+
+    def __init__(self, f: FieldDef, record_ids: list[str]) -> None:
+        super().__init__(
+            300,
+            "DUPLICATE_EXTERNAL_ID",
+            f"More than 1 record found for external id field: [{', '.join(record_ids)}]",
+            [f.name],
+        )
+        self.record_ids = record_ids
+
+
+@dataclass(frozen=True)
+class Upserted:
+    """What an upsert did: the record it wrote and whether it created it."""
+
+    record_id: str
+    created: bool
+
+
+def upsert_key_field(obj: ObjectDef, name: str) -> FieldDef:
+    """The field an upsert matches on, named in the URL; the error Salesforce gives otherwise."""
+    f = obj.field(name)
+    if f is None:
+        raise not_found(f"Provided external ID field does not exist or is not accessible: {name}")
+    if not f.upsert_key:
+        raise SalesforceApiError(
+            400,
+            "INVALID_FIELD",
+            f"Field name provided, {f.name} is not an External ID or indexed field for {obj.name}",
+            [f.name],
+        )
+    return f
+
+
+def upsert_record(
+    conn: sqlite3.Connection,
+    obj: ObjectDef,
+    key: FieldDef,
+    raw_value: Any,
+    body: Mapping[str, Any],
+    now: datetime,
+) -> Upserted:
+    """Create a record with ``key`` = ``raw_value`` from ``body``, or update the one that has it.
+
+    Both branches are :func:`create_record` and :func:`update_record`, so validation is the same
+    as for a plain create or update. ``body`` may repeat the key, but only with the same value.
+    """
+    value = values.from_api(key, raw_value)
+    if value is None:
+        raise SalesforceApiError(400, "MISSING_ARGUMENT", f"{key.name} not specified")
+    fields = _without_key(key, value, body)
+    matches = matching_ids(conn, obj, key, value)
+    if len(matches) > 1:
+        raise MultipleMatches(key, matching_ids(conn, obj, key, value, limit=-1))
+    if matches:
+        update_record(conn, obj, matches[0], fields, now)
+        return Upserted(matches[0], created=False)
+    return Upserted(create_record(conn, obj, {**fields, key.name: value}, now), created=True)
+
+
+def _without_key(key: FieldDef, value: Any, body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` without the key field, which may only repeat the value the upsert matches on."""
+    fields: dict[str, Any] = {}
+    for name, raw in body.items():
+        if name.lower() != key.name.lower():
+            fields[name] = raw
+        elif not _same_key(values.from_api(key, raw), value):
+            raise SalesforceApiError(
+                400,
+                "INVALID_FIELD",
+                f"The {key.name} value in the request body does not match the external ID "
+                f"it is upserted by: {raw}",
+                [key.name],
+            )
+    return fields
+
+
+def _same_key(a: Any, b: Any) -> bool:
+    if isinstance(a, str) and isinstance(b, str):
+        return a.lower() == b.lower()
+    return bool(a == b)

@@ -244,9 +244,11 @@ class SandboxServer:
         """Serve requests whose path contains ``path_contains``, but close the connection after
         the headers and half of the body (``requests`` raises ``ChunkedEncodingError``).
 
-        Which requests: as :meth:`inject_fault`. The request itself is handled and counted as
-        usual (the CRM did the work; the answer got lost). ``chunked`` cuts a chunked body
-        instead of one with a too-large ``Content-Length``. Example:
+        Which requests: as :meth:`inject_fault`. The request itself is handled, committed and
+        counted as usual (the CRM did the work; the answer got lost), which is how a lost
+        create or upsert answer is tested, e.g. ``drop_connections(path_contains=
+        "/composite/sobjects/Lead/ActOn_Contact_Id__c", method="PATCH")``. ``chunked`` cuts a
+        chunked body instead of one with a too-large ``Content-Length``. Example:
         ``drop_connections(path_contains="/query", probability=0.4, seed=7)``.
         """
         self.state.faults.drop(

@@ -6,10 +6,15 @@ records, a record without a known type) fails as a whole with the usual error ar
 that cannot be written fails on its own, reported in the 200 answer as Salesforce's SaveResult:
 ``{"id", "success", "errors": [{"statusCode", "message", "fields"}]}`` -- ``statusCode``, not the
 ``errorCode`` of whole-request errors.
+
+Upsert (``PATCH composite/sobjects/{SObject}/{ExternalIdField}``, API 46.0+) takes the same body
+with records of that one object, each carrying its external ID value and no Id, and answers
+UpsertResults: the SaveResult plus ``created`` (true for a new record, false for an update).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
@@ -22,7 +27,7 @@ from acton_pipelines.sandbox.batch_writes import (
     write_records,
 )
 from acton_pipelines.sandbox.errors import SalesforceApiError
-from acton_pipelines.sandbox.objects import get_object
+from acton_pipelines.sandbox.objects import FieldDef, ObjectDef, get_object
 
 MAX_RECORDS = 200
 
@@ -31,14 +36,45 @@ def save_collection(
     conn: sqlite3.Connection, operation: WriteOperation, body: Mapping[str, Any], now: datetime
 ) -> list[dict[str, Any]]:
     """Apply a ``composite/sobjects`` request body; the SaveResults in request order."""
+    all_or_none = _all_or_none(body)
+    writes = _parse_records(body.get("records"))
+    results = write_records(conn, operation, writes, now=now, all_or_none=all_or_none)
+    return [save_result(result) for result in results]
+
+
+def upsert_collection(
+    conn: sqlite3.Connection,
+    obj: ObjectDef,
+    key: FieldDef,
+    body: Mapping[str, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Apply a ``PATCH composite/sobjects/{obj}/{key}`` body; the UpsertResults in request order.
+
+    Every record must be an ``obj`` (the request fails whole otherwise) and carry its ``key``
+    value: one without it, or sharing its value with another record of the request, fails alone.
+    """
+    all_or_none = _all_or_none(body)
+    writes = _parse_records(body.get("records"))
+    for write in writes:
+        if write.obj is not obj:
+            raise SalesforceApiError(
+                400,
+                "INVALID_TYPE",
+                f"This request can only upsert records of type {obj.name}, not {write.obj.name}",
+            )
+    keyed = [dataclasses.replace(write, upsert_key=key) for write in writes]
+    results = write_records(conn, WriteOperation.UPSERT, keyed, now=now, all_or_none=all_or_none)
+    return [{**save_result(result), "created": result.created} for result in results]
+
+
+def _all_or_none(body: Mapping[str, Any]) -> bool:
     all_or_none = body.get("allOrNone", False)
     if not isinstance(all_or_none, bool):
         raise SalesforceApiError(
             400, "JSON_PARSER_ERROR", f"Cannot deserialize allOrNone from {all_or_none!r}"
         )
-    writes = _parse_records(body.get("records"))
-    results = write_records(conn, operation, writes, now=now, all_or_none=all_or_none)
-    return [save_result(result) for result in results]
+    return all_or_none
 
 
 def save_result(result: WriteResult) -> dict[str, Any]:

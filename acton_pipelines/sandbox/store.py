@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from acton_pipelines.sandbox.ids import make_id
-from acton_pipelines.sandbox.objects import OBJECTS, FieldType, ObjectDef
+from acton_pipelines.sandbox.objects import OBJECTS, FieldDef, FieldType, ObjectDef
 
 META_TABLE = "_sandbox_meta"
 API_USAGE_KEY = "api_usage"
 DELETES_REFUSED_KEY = "deletes_refused"
 # The server reads the file per request while a test thread may read counters: wait, not fail.
 _BUSY_TIMEOUT_S = 10.0
+# Fields the pipeline's queries filter or sort on, indexed as stored (binary collation).
+_QUERIED_FIELDS = frozenset({"SystemModstamp", "Email", "AccountId"})
 
 _SQL_TYPES = {
     FieldType.BOOLEAN: "INTEGER",
@@ -53,31 +55,103 @@ def from_storage_datetime(text: str) -> datetime:
 
 
 def connect(db_path: Path) -> sqlite3.Connection:
-    """Open the sandbox database (which must exist) with rows addressable by column name."""
+    """Open the sandbox database (which must exist) with rows addressable by column name.
+
+    A file written by an earlier version of the sandbox gets the columns of fields defined
+    since (see :func:`upgrade_schema`), so an existing ``crm.sqlite`` keeps working.
+    """
     if not db_path.exists():
         raise FileNotFoundError(f"sandbox database {db_path} does not exist; seed it first")
     conn = sqlite3.connect(db_path, timeout=_BUSY_TIMEOUT_S)
     conn.row_factory = sqlite3.Row
+    try:
+        upgrade_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create one table per sObject, the indexes the pipeline's queries need, and the meta table."""
     for obj in OBJECTS.values():
-        columns = []
-        for f in obj.fields:
-            column = f"{quote_ident(f.name)} {_SQL_TYPES.get(f.type, 'TEXT')}"
-            if f.type is FieldType.ID:
-                column += " PRIMARY KEY"
-            columns.append(column)
-        conn.execute(f"CREATE TABLE {quote_ident(obj.name)} ({', '.join(columns)})")
-        for indexed in ("SystemModstamp", "Email", "AccountId"):
-            if obj.has_field(indexed):
-                conn.execute(
-                    f"CREATE INDEX {quote_ident(f'ix_{obj.name}_{indexed}')} "
-                    f"ON {quote_ident(obj.name)} ({quote_ident(indexed)})"
-                )
+        conn.execute(
+            f"CREATE TABLE {quote_ident(obj.name)} "
+            f"({', '.join(_column_sql(f) for f in obj.fields)})"
+        )
+        _create_indexes(conn, obj)
     conn.execute(f"CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+def upgrade_schema(conn: sqlite3.Connection) -> None:
+    """Add the columns (NULL everywhere) and indexes of fields newer than the file.
+
+    Checked on every open because another process may replace the file at any time; the check
+    is one read, and the change runs in one immediate transaction so that two processes opening
+    an old file at once do not both alter it.
+    """
+    if not _missing_schema(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for obj, names in _missing_schema(conn).items():
+            for f in obj.fields:
+                if f.name.lower() in names:
+                    conn.execute(f"ALTER TABLE {quote_ident(obj.name)} ADD COLUMN {_column_sql(f)}")
+            _create_indexes(conn, obj)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def _missing_schema(conn: sqlite3.Connection) -> dict[ObjectDef, set[str]]:
+    """Per object, the lower-cased names of fields without a column or an index they need."""
+    rows = conn.execute(
+        "SELECT m.name, p.name FROM sqlite_master AS m, pragma_table_info(m.name) AS p "
+        "WHERE m.type = 'table'"
+    ).fetchall()
+    columns: dict[str, set[str]] = {}
+    for table, column in rows:
+        columns.setdefault(str(table), set()).add(str(column).lower())
+    indexes = {
+        str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
+    missing: dict[ObjectDef, set[str]] = {}
+    for obj in OBJECTS.values():
+        present = columns.get(obj.name)
+        if present is None:
+            continue  # not a sandbox file (or a half-written one): nothing to upgrade
+        names = {f.name.lower() for f in obj.fields if f.name.lower() not in present}
+        if names or not indexes.issuperset(_indexes(obj)):
+            missing[obj] = names
+    return missing
+
+
+def _column_sql(f: FieldDef) -> str:
+    column = f"{quote_ident(f.name)} {_SQL_TYPES.get(f.type, 'TEXT')}"
+    if f.type is FieldType.ID:
+        column += " PRIMARY KEY"
+    return column
+
+
+def _indexes(obj: ObjectDef) -> dict[str, str]:
+    """Index name to indexed column: the fields the pipeline's queries filter on, as stored, and
+    the fields upserts match on, case-insensitively as Salesforce matches them."""
+    out: dict[str, str] = {}
+    for f in obj.fields:
+        if f.name in _QUERIED_FIELDS:
+            out[f"ix_{obj.name}_{f.name}"] = quote_ident(f.name)
+        elif f.upsert_key:
+            out[f"ix_{obj.name}_{f.name}"] = f"{quote_ident(f.name)} COLLATE NOCASE"
+    return out
+
+
+def _create_indexes(conn: sqlite3.Connection, obj: ObjectDef) -> None:
+    for name, column in _indexes(obj).items():
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {quote_ident(name)} ON {quote_ident(obj.name)} ({column})"
+        )
 
 
 def insert_rows(conn: sqlite3.Connection, obj: ObjectDef, rows: Iterable[Mapping[str, Any]]) -> int:

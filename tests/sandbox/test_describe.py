@@ -102,6 +102,7 @@ def test_lead_custom_and_system_fields(sf: Salesforce) -> None:
         "Interests__c",
         "Newsletter__c",
         "Last_Event_At__c",
+        "ActOn_Contact_Id__c",
         "Lead_Notes__c",
     }
     assert (fields["ActOn_Score__c"]["precision"], fields["ActOn_Score__c"]["scale"]) == (6, 0)
