@@ -27,9 +27,11 @@ updates them all as field edits.
 - `activity*.csv`: `email`, `activity` (email_open, email_click, web_visit, form_submit), \
 `occurred_at`, optional `asset`.
 
-Field edits follow the push policy's conflict rule: the most recent change wins, ties go to the \
-CRM (an edit at or before the record's `crm_modified_at` is kept as `superseded` in \
-`acton_field_edits` and not applied).
+Field edits are recorded in `acton_field_edits` with the CRM's value of the field at that \
+moment (`crm_value_at_edit`): conflicts with the CRM are decided per field, three-way (the edit \
+stands while the CRM still holds that value; once the CRM changes that field, the CRM wins). \
+Between Act-On edits of one field the most recent wins. A `create_in_crm` row must give (or its \
+contact already hold) every field the CRM requires on a new Lead (`crm_fields`).
 
 **A half-bad file never half-applies silently**: every row is validated first, and a file with \
 any problem (unknown name or column, malformed email, value that does not fit its data type, \

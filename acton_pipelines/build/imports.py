@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from acton_pipelines.build.scores import build_contact_scores
 from acton_pipelines.build.segments import build_segments
+from acton_pipelines.crm.required_fields import required_on_create
 from acton_pipelines.crm.window import SyncWindow
 from acton_pipelines.imports.apply import apply_records
 from acton_pipelines.imports.contact_directory import ContactDirectory
@@ -253,7 +254,10 @@ def _import_file(engine: Engine, mapping: Mapping, file: ImportFile, run: SyncRu
     try:
         with engine.begin() as conn:
             validated = validate_file(
-                file, mapping, lambda emails: ContactDirectory.load(conn, contacts, emails)
+                file,
+                mapping,
+                lambda emails: ContactDirectory.load(conn, contacts, emails),
+                required_on_create(conn, "Lead"),
             )
             if not validated.valid:
                 return _reject(conn, validated, context)

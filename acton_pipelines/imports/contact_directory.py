@@ -23,6 +23,8 @@ class ContactRef:
     external_id: str | None
     record_type: str | None
     crm_modified_at: datetime | None
+    # The acton_contacts columns that hold a value (what a CRM create would send).
+    filled: frozenset[str] = frozenset()
 
     @property
     def in_crm(self) -> bool:
@@ -51,22 +53,19 @@ class ContactDirectory:
         """The contacts of ``acton_contacts`` whose email is one of ``emails`` (lower case:
         the sync stores emails lower-cased)."""
         wanted = sorted(set(emails))
-        columns = [
-            contacts.c[name]
-            for name in ("contact_id", "email", "external_id", "record_type", "crm_modified_at")
-        ]
         refs: list[ContactRef] = []
         for start in range(0, len(wanted), LOOKUP_BATCH):
             batch = wanted[start : start + LOOKUP_BATCH]
-            for row in conn.execute(select(*columns).where(contacts.c.email.in_(batch))):
-                modified = row.crm_modified_at
+            for row in conn.execute(select(contacts).where(contacts.c.email.in_(batch))).mappings():
+                modified = row["crm_modified_at"]
                 refs.append(
                     ContactRef(
-                        contact_id=row.contact_id,
-                        email=row.email,
-                        external_id=row.external_id,
-                        record_type=row.record_type,
+                        contact_id=row["contact_id"],
+                        email=row["email"],
+                        external_id=row["external_id"],
+                        record_type=row["record_type"],
                         crm_modified_at=as_utc(modified) if modified is not None else None,
+                        filled=frozenset(name for name, value in row.items() if value is not None),
                     )
                 )
         return cls(refs)

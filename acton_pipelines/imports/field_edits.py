@@ -1,11 +1,13 @@
 """Act-On-side field changes: recorded in ``acton_field_edits``, applied when most recent.
 
-Conflicts follow DESIGN §4: the most recent change wins, by timestamp, and ties go to the CRM.
-A change dated at or before the contact's ``crm_modified_at`` (the CRM record changed later, or
-at the same moment) is recorded as ``superseded`` and not applied; so is one older than an
-Act-On-side change already recorded for the same contact and field. An applied change marks
-the older ones of that contact and field that still wait for the push (``pending``,
-``failed``) as ``superseded``: only the newest value is pushed.
+Conflicts are three-way and per field (DESIGN §4): each edit keeps the CRM's value of that field
+as the warehouse holds it when the edit is recorded (``crm_value_at_edit``). The edit stands
+while the CRM still holds that value; once the CRM changes that field, the CRM wins (the pull
+shows the CRM's value, the push marks the edit ``superseded``). Changes to other fields of the
+record never matter. Between Act-On edits of the same contact and field the most recent wins:
+one older than an edit already recorded is kept as ``superseded`` and not applied, and an
+applied one marks the older ones still waiting for the push (``pending``, ``failed``) as
+``superseded``: only the newest value is pushed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
+from acton_pipelines.crm.mirror_values import FieldRef, mirror_field_values
+from acton_pipelines.crm.objects import split_hop
 from acton_pipelines.imports.contact_directory import LOOKUP_BATCH, ContactRef
 from acton_pipelines.imports.context import ApplyContext
 from acton_pipelines.imports.timestamps import as_utc
@@ -44,6 +48,19 @@ class FieldEdit:
     def key(self) -> tuple[str, str]:
         return (self.contact.contact_id, self.field.column)
 
+    @property
+    def crm_field(self) -> FieldRef | None:
+        """The CRM field this edit changes on the contact's record (None: an Act-On-only
+        contact, no CRM source for its record type, or a field read through a relationship)."""
+        contact = self.contact
+        if not contact.in_crm or contact.record_type is None:
+            return None
+        source = self.field.source(contact.record_type)  # type: ignore[arg-type]
+        if source is None or split_hop(source)[0] is not None:
+            return None
+        assert contact.external_id is not None  # in_crm
+        return (contact.record_type, contact.external_id, source)
+
 
 @dataclass
 class EditOutcome:
@@ -63,10 +80,7 @@ def apply_field_edits(
     latest = _latest_recorded(conn, {e.contact.contact_id for e in ordered})
     winners: dict[tuple[str, str], FieldEdit] = {}
     for edit in ordered:
-        crm_at = edit.contact.crm_modified_at
         newer_recorded = latest.get(edit.key)
-        if crm_at is not None and edit.changed_at <= crm_at:
-            continue
         if newer_recorded is not None and edit.changed_at < newer_recorded:
             continue
         # Sorted by time: a later winner of the same key replaces this one.
@@ -86,6 +100,8 @@ def apply_field_edits(
             .values(push_status=SUPERSEDED)
         )
         conn.execute(older, [{"b_contact_id": c, "b_column": col} for c, col in winners])
+    refs = {edit.crm_field for edit in ordered} - {None}
+    crm_values = mirror_field_values(conn, refs)  # type: ignore[arg-type]
     rows = []
     for edit in ordered:
         won = winners.get(edit.key) is edit
@@ -102,6 +118,8 @@ def apply_field_edits(
                 "source_file": context.sha256,
                 "line": edit.line,
                 "push_status": PENDING if won else SUPERSEDED,
+                "status_reason": None if won else "a later Act-On edit of the field",
+                "crm_value_at_edit": crm_values.get(edit.crm_field) if edit.crm_field else None,
             }
         )
     if rows:

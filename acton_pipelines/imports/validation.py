@@ -6,10 +6,11 @@ rejected entirely and every problem is listed, with its line as in the file (hea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from acton_pipelines.crm.objects import split_hop
 from acton_pipelines.imports.contact_directory import ContactDirectory
 from acton_pipelines.imports.csv_table import CsvRow, CsvUnreadable, read_csv
 from acton_pipelines.imports.files import ImportFile
@@ -69,11 +70,19 @@ class ValidatedFile:
         return len({p.line for p in self.problems})
 
 
-def validate_file(file: ImportFile, mapping: Mapping, lookup: ContactLookup) -> ValidatedFile:
+def validate_file(
+    file: ImportFile,
+    mapping: Mapping,
+    lookup: ContactLookup,
+    required_on_new_lead: Sequence[str] = (),
+) -> ValidatedFile:
     """Every problem of ``file``; its records when there is none.
 
     ``lookup`` finds the existing contacts of the file's addresses: edits and activity must
-    name one; a ``contacts`` row asking ``create_in_crm`` must not name a CRM record.
+    name one; a ``contacts`` row asking ``create_in_crm`` must not name a CRM record, and must
+    give (or its contact already hold) a value for each field of ``required_on_new_lead`` (the
+    CRM's required Lead fields): a create the CRM would refuse is caught here, not retried at
+    every push.
     """
     kind = kind_of(file.name)
     if kind is None:
@@ -87,7 +96,9 @@ def validate_file(file: ImportFile, mapping: Mapping, lookup: ContactLookup) -> 
     header = _resolve_header(kind, table.header, mapping)
     if header.problems:
         return ValidatedFile(kind, rows, problems=first_per_cell(header.problems))
-    checker = _RowChecker(header, mapping, problems=list(table.problems))
+    checker = _RowChecker(
+        header, mapping, problems=list(table.problems), required_on_new_lead=required_on_new_lead
+    )
     records = _KIND_CHECKS[kind](checker, table.rows, lookup)
     # By line, then in the header's order, as someone fixing the file reads it.
     position = {name: i for i, name in enumerate(table.header)}
@@ -174,6 +185,7 @@ class _RowChecker:
     mapping: Mapping
     problems: list[ImportProblem]
     directory: ContactDirectory = field(default_factory=ContactDirectory)
+    required_on_new_lead: Sequence[str] = ()
 
     def cell(self, row: CsvRow, column: str) -> str:
         """The stripped text of a kind's column in ``row`` (``""`` when the file lacks it)."""
@@ -264,6 +276,13 @@ def _contacts(
             for label, found in checker.header.fields.items()
             if (row.line, found.column) in values
         }
+        if create and not in_crm:
+            held = {c for contact in checker.directory[email] for c in contact.filled}
+            filled = held | {f.column for f in given.values()}
+            missing = _missing_for_new_lead(checker, filled)
+            if missing:
+                # One problem per cell is kept: every missing field in it.
+                checker.problem(row, "create_in_crm", "; ".join(missing))
         records.append(
             ContactRow(
                 line=row.line,
@@ -275,6 +294,30 @@ def _contacts(
             )
         )
     return records
+
+
+def _missing_for_new_lead(checker: _RowChecker, filled: set[str]) -> list[str]:
+    """Why a Lead made from a contact whose columns ``filled`` hold values would be refused:
+    one reason per required Lead field the mapping does not map, or the contact leaves empty."""
+    reasons = []
+    for required in checker.required_on_new_lead:
+        mapped = [
+            f
+            for f in checker.mapping.fields
+            if f.lead and split_hop(f.lead)[0] is None and f.lead.lower() == required.lower()
+        ]
+        if not mapped:
+            reasons.append(
+                f"the CRM requires {required} on a new Lead and the mapping maps no field to "
+                f"Lead.{required}: add one (lead: {required}) to the mapping, or leave "
+                "create_in_crm empty"
+            )
+        elif not any(f.column in filled for f in mapped):
+            names = " or ".join(f"'{f.destination}'" for f in mapped)
+            reasons.append(
+                f"the CRM requires {required} on a new Lead: give this contact a {names}"
+            )
+    return reasons
 
 
 def _opt_changes(

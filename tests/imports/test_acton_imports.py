@@ -127,9 +127,12 @@ def test_a_known_address_updates_every_contact_that_has_it(home: ImportHome) -> 
     assert home.rows("SELECT count(*) FROM acton_contacts WHERE source = 'acton'") == [(0,)]
 
 
-def test_an_edit_applies_only_when_newer_than_the_crm_record(home: ImportHome) -> None:
+def test_an_edit_applies_whatever_the_record_time_and_keeps_the_crm_value_it_was_made_against(
+    home: ImportHome,
+) -> None:
+    # Conflicts are per field (three-way): an edit dated before the record's last CRM change
+    # still applies; the CRM's value of that field at the time is kept for the push to compare.
     (newer, n_email, n_at), (equal, e_email, e_at), (older, o_email, o_at) = crm_contacts(home, 3)
-    before = dict(home.rows("SELECT contact_id, job_title FROM acton_contacts"))
     home.drop(
         "edits-1.csv",
         csv_text(
@@ -142,17 +145,22 @@ def test_an_edit_applies_only_when_newer_than_the_crm_record(home: ImportHome) -
     run_id, _ = home.run_imports()
 
     titles = dict(home.rows("SELECT contact_id, job_title FROM acton_contacts"))
-    assert titles[newer] == "Newer"
-    assert titles[equal] == before[equal] and titles[older] == before[older]
-    statuses = dict(home.rows("SELECT contact_id, push_status FROM acton_field_edits"))
-    assert statuses == {newer: "pending", equal: "superseded", older: "superseded"}
+    assert (titles[newer], titles[equal], titles[older]) == ("Newer", "Equal", "Older")
+    edits = home.rows("SELECT contact_id, push_status, crm_value_at_edit FROM acton_field_edits")
+    crm_titles = dict(
+        home.rows("SELECT id, title FROM crm_leads UNION ALL SELECT id, title FROM crm_contacts")
+    )
+    external = dict(home.rows("SELECT contact_id, external_id FROM acton_contacts"))
+    assert sorted(edits) == sorted(
+        (c, "pending", crm_titles[external[c]]) for c in (newer, equal, older)
+    )
     touched = {
         i
         for (i,) in home.rows(
             "SELECT contact_id FROM acton_contacts WHERE sync_run_id = :r", r=run_id
         )
     }
-    assert touched == {newer}
+    assert touched == {newer, equal, older}
 
     # Between Act-On-side edits too the most recent wins: an older one loses, a newer one
     # replaces the value and supersedes the pending edit it replaces.
@@ -314,16 +322,17 @@ def test_create_in_crm_requests_a_crm_record_for_an_acton_only_contact(home: Imp
     home.drop(
         "contacts-1.csv",
         csv_text(
-            "email,First Name,create_in_crm",
-            "lead-me@example.com,Lee,yes",
-            "later@example.com,Al,no",
+            "email,First Name,Last Name,Company,create_in_crm",
+            "lead-me@example.com,Lee,Ames,Acme,yes",
+            "later@example.com,Al,Bo,Bolt Inc,no",
         ),
     )
     home.run_imports()
     assert home.rows("SELECT contact_id, email, status FROM crm_create_requests") == [
         ("acton:lead-me@example.com", "lead-me@example.com", "pending")
     ]
-    # An Act-On-only contact may be designated later; a CRM record may not.
+    # An Act-On-only contact may be designated later (what it holds counts); a CRM record may
+    # not.
     home.drop("contacts-2.csv", csv_text("email,create_in_crm", "later@example.com,true"))
     home.run_imports()
     assert [r[0] for r in home.rows("SELECT contact_id FROM crm_create_requests ORDER BY 1")] == [
@@ -339,6 +348,49 @@ def test_create_in_crm_requests_a_crm_record_for_an_acton_only_contact(home: Imp
     assert reason.startswith("already in the CRM") and contact_id in reason
 
 
+def test_create_in_crm_without_the_crms_required_lead_fields_is_rejected_at_import(
+    home: ImportHome,
+) -> None:
+    # The CRM's describe (stored by the sync in crm_fields) says which Lead fields a create
+    # must set; the sandbox, like Salesforce, requires LastName and Company.
+    required = {
+        field
+        for (field,) in home.rows(
+            "SELECT field FROM crm_fields WHERE object = 'Lead' AND nillable = :f "
+            "AND createable = :t AND defaulted_on_create = :f AND type <> 'boolean'",
+            f=False,
+            t=True,
+        )
+    }
+    assert required == {"LastName", "Company"}
+    home.drop(
+        "contacts-1.csv",
+        csv_text(
+            "email,First Name,Last Name,create_in_crm",
+            "no-company@example.com,Nia,Cole,yes",
+            "complete@example.com,Cy,Dunn,no",
+        ),
+    )
+    _, metadata = home.run_imports()
+    assert metadata["files_rejected"] == 1
+    ((line, column, reason),) = home.rows('SELECT line, "column", reason FROM acton_import_rejects')
+    assert (line, column) == (2, "create_in_crm")
+    assert "requires Company" in reason and "LastName" not in reason
+    assert home.rows("SELECT count(*) FROM crm_create_requests") == [(0,)]
+
+    # Once the contact holds a Company, designating it for the CRM is accepted.
+    home.drop(
+        "contacts-2.csv",
+        csv_text("email,Last Name,Company", "no-company@example.com,Cole,Cole Ltd"),
+    )
+    home.drop("contacts-3.csv", csv_text("email,create_in_crm", "no-company@example.com,yes"))
+    _, metadata = home.run_imports()
+    assert metadata["files_rejected"] == 0
+    assert home.rows("SELECT contact_id, status FROM crm_create_requests") == [
+        ("acton:no-company@example.com", "pending")
+    ]
+
+
 def test_imports_on_both_backends(
     warehouse_url: str,
     small_crm: SeedSummary,
@@ -352,8 +404,8 @@ def test_imports_on_both_backends(
     home.drop(
         "contacts-1.csv",
         csv_text(
-            "email,First Name,Newsletter,Renewal Date,create_in_crm",
-            "both@example.com,Bo,yes,2027-01-31,yes",
+            "email,First Name,Last Name,Company,Newsletter,Renewal Date,create_in_crm",
+            "both@example.com,Bo,Berg,Berg AB,yes,2027-01-31,yes",
         ),
     )
     home.drop(
