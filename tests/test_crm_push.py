@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from acton_pipelines.build.push import plan_push
-from acton_pipelines.mapping import load_mapping
+from acton_pipelines.crm.mirror_values import comparable_text
 from acton_pipelines.sandbox.store import DELETES_REFUSED_KEY
 from acton_pipelines.warehouse.engine import warehouse_engine
 from tests.conftest import ActonHome, run_sync
-
-WELL_FORMED = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
-MAPPING = load_mapping(Path(__file__).resolve().parents[1] / "mapping_config")
+from tests.push.helpers import MAPPING, crm, rows
 
 
 def run_push(home: ActonHome) -> str:
     result = run_sync(home, "push_to_crm", {})
     assert result.success
     return result.run_id
-
-
-def rows(home: ActonHome, sql: str, **params: object) -> list[tuple]:
-    with warehouse_engine(home.warehouse_url).connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql), params)]
-
-
-def crm(home: ActonHome, sql: str, *params: object) -> list[tuple]:
-    with sqlite3.connect(home.sandbox_db) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def deletes_sent(home: ActonHome) -> int:
@@ -66,23 +52,38 @@ def test_after_a_push_the_crm_score_fields_equal_the_computed_scores(
     assert deletes_sent(synced_home) == 0
 
 
-def test_opted_out_addresses_are_opted_out_on_every_record_that_has_them(
+def test_the_push_sends_the_opt_out_list_as_it_is_and_leaves_the_list_alone(
     synced_home: ActonHome,
 ) -> None:
-    opted_out = {
-        e.lower()
-        for (e,) in crm(
+    # One address opted back in on the Act-On side, one opted out there: both directions.
+    flagged, unflagged = (
+        rows(
             synced_home,
-            "SELECT Email FROM Lead WHERE HasOptedOutOfEmail = 1 AND IsDeleted = 0 AND "
-            "IsConverted = 0 AND Email IS NOT NULL UNION SELECT Email FROM Contact WHERE "
-            "HasOptedOutOfEmail = 1 AND IsDeleted = 0 AND Email IS NOT NULL",
+            "SELECT lower(email) FROM acton_contacts WHERE email LIKE '%@%.%' AND email NOT LIKE "
+            "'% %' AND external_id IN (SELECT id FROM crm_contacts WHERE hasoptedoutofemail = "
+            f"{flag}) ORDER BY contact_id LIMIT 1",
+        )[0][0]
+        for flag in ("true", "false")
+    )
+    with warehouse_engine(synced_home.warehouse_url).begin() as conn:
+        conn.execute(
+            text("DELETE FROM opt_outs WHERE email IN (:a, :b)"), {"a": flagged, "b": unflagged}
         )
-    }
+        for email, opted_out in ((flagged, False), (unflagged, True)):
+            conn.execute(
+                text(
+                    "INSERT INTO opt_outs (email, opted_out, source, added_at) "
+                    "VALUES (:e, :o, 'test', CURRENT_TIMESTAMP)"
+                ),
+                {"e": email, "o": opted_out},
+            )
+    listed_before = rows(synced_home, "SELECT email, opted_out FROM opt_outs ORDER BY email")
     run_push(synced_home)
-    listed = {e for (e,) in rows(synced_home, "SELECT email FROM opt_outs")}
-    # Malformed addresses are quarantined (acton_contact_rejects), not listed.
-    assert {e for e in opted_out if WELL_FORMED.fullmatch(e)} <= listed
-    assert listed <= opted_out
+    # The list is the pull's and the imports' to keep: the push only sends it.
+    assert rows(synced_home, "SELECT email, opted_out FROM opt_outs ORDER BY email") == (
+        listed_before
+    )
+    listed = {email: bool(opted_out) for email, opted_out in listed_before}
     contacts = rows(
         synced_home, "SELECT external_id, email FROM acton_contacts WHERE email IS NOT NULL"
     )
@@ -91,9 +92,12 @@ def test_opted_out_addresses_are_opted_out_on_every_record_that_has_them(
         for table in ("Lead", "Contact")
         for record_id, flag in crm(synced_home, f"SELECT Id, HasOptedOutOfEmail FROM {table}")
     }
+    checked = 0
     for external_id, email in contacts:
-        if email in listed:
-            assert flags[external_id] == 1, external_id
+        if external_id is not None and email.lower() in listed:
+            assert flags[external_id] == int(listed[email.lower()]), external_id
+            checked += 1
+    assert checked > 0
 
 
 def test_the_dry_run_predicts_exactly_what_the_push_writes(synced_home: ActonHome) -> None:
@@ -111,7 +115,9 @@ def test_the_dry_run_predicts_exactly_what_the_push_writes(synced_home: ActonHom
         run=run_id,
     )
     assert {o for *_, o in logged} == {"success"}
-    predicted = {(w.object, w.record_id, w.field, str(w.new_value)) for w in plan.writes}
+    predicted = {
+        (w.object, w.record_id, w.field, comparable_text(w.new_value)) for w in plan.writes
+    }
     assert {row[:4] for row in logged} == predicted
     assert len(logged) == len(plan.writes) > 0
     assert plan_push(warehouse_engine(synced_home.warehouse_url), MAPPING).writes == []

@@ -61,7 +61,7 @@ def test_an_edits_file_updates_allowed_fields_and_leaves_the_others(
         logged = conn.execute(
             text(
                 "SELECT object, record_id, field, new_value, outcome FROM crm_push_log "
-                "WHERE sync_run_id = :run AND reason LIKE 'Act-On edit%'"
+                "WHERE sync_run_id = :run AND reason = 'edit'"
             ),
             {"run": push.run_id},
         ).all()

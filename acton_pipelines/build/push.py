@@ -1,53 +1,88 @@
-"""The push: plan the CRM writes from the warehouse, send them, log every one."""
+"""The push: plan the CRM writes from the warehouse, send them batch by batch, log every one
+as sent and as answered."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, MetaData, Table, inspect, select, update
+from simple_salesforce.exceptions import SalesforceError
+from sqlalchemy import Connection, Engine, inspect, literal, select
 
-from acton_pipelines.crm.client import CrmClient
+from acton_pipelines.crm.client import CrmClient, CrmUnavailable
+from acton_pipelines.crm.mirror_values import mirror_field_values
 from acton_pipelines.crm.objects import CONTACT, LEAD, split_hop
 from acton_pipelines.mapping.models import Mapping
-from acton_pipelines.push.collections import WriteOutcome, send_creates, send_updates
+from acton_pipelines.push.collections import (
+    COLLECTION_SIZE,
+    CreateOutcome,
+    UpdateBatch,
+    WriteOutcome,
+    check_external_id_field,
+    chunks,
+    converted_contacts,
+    send_batch,
+    update_batches,
+    upsert_leads,
+)
 from acton_pipelines.push.plan import (
     OPT_OUT_FIELD,
+    WAITING,
     EditDecision,
+    PlannedCreate,
     PlannedWrite,
-    crm_value,
+    edit_refs,
     edit_writes,
+    lead_fields,
+    opt_out_refs,
     opt_out_writes,
+    score_refs,
     score_writes,
 )
+from acton_pipelines.push.record import (
+    log_creates_sent,
+    log_sent,
+    record_create_answers,
+    record_update_answers,
+    redirect_log_rows,
+    settle_decisions,
+)
 from acton_pipelines.warehouse.schema import ensure_table
-from acton_pipelines.warehouse.staged_load import upsert_records
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
 from acton_pipelines.warehouse.tables import (
-    acton_activity,
     acton_contacts_table,
     acton_field_edits,
+    contact_id_changes,
     contact_scores,
-    crm_column_name,
     crm_create_requests,
     crm_push_log,
     opt_outs,
-    segment_members,
 )
 
-MIRRORS = {LEAD.name: LEAD.table, CONTACT.name: CONTACT.table}
-PUSH_TABLES = (opt_outs, crm_push_log, acton_field_edits, crm_create_requests, acton_activity)
+# The tables a push writes (created with every table at run start; a lone push needs them too).
+PUSH_TABLES = (crm_push_log, acton_field_edits, crm_create_requests, contact_id_changes)
+CONTACT_ID_FIELD_ENV = "ACTON_CRM_CONTACT_ID_FIELD"
+DEFAULT_CONTACT_ID_FIELD = "ActOn_Contact_Id__c"
+CREATE_ATTEMPTS_ENV = "ACTON_CREATE_ATTEMPTS"
+DEFAULT_CREATE_ATTEMPTS = 5
 
 
-@dataclass(frozen=True)
-class PlannedCreate:
-    """A CRM Lead to create for an Act-On contact designated "create in CRM"."""
+def contact_id_field() -> str:
+    """The Lead's external-ID field that holds the Act-On contact_id of the Leads a push creates
+    (``ACTON_CRM_CONTACT_ID_FIELD``): what makes a repeated create find its Lead."""
+    return check_external_id_field(os.environ.get(CONTACT_ID_FIELD_ENV) or DEFAULT_CONTACT_ID_FIELD)
 
-    contact_id: str
-    email: str
-    fields: dict[str, Any]
+
+def create_attempts() -> int:
+    """How many pushes try a create the CRM refuses before it is left failed
+    (``ACTON_CREATE_ATTEMPTS``)."""
+    raw = os.environ.get(CREATE_ATTEMPTS_ENV) or str(DEFAULT_CREATE_ATTEMPTS)
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"{CREATE_ATTEMPTS_ENV} must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
 
 
 @dataclass
@@ -56,180 +91,224 @@ class PushPlan:
 
     writes: list[PlannedWrite]
     creates: list[PlannedCreate] = field(default_factory=list)
+    # Waiting edits that are not sent, and why (settled by the push).
     not_pushed: list[EditDecision] = field(default_factory=list)
-    new_opt_outs: list[str] = field(default_factory=list)
-    # Addresses that opted back in on the Act-On side, then were opted out in the CRM later.
-    opted_out_again: list[str] = field(default_factory=list)
+
+    @property
+    def superseded_by_crm(self) -> list[EditDecision]:
+        """Edits the CRM's own change of the field made moot (the CRM wins)."""
+        return [d for d in self.not_pushed if d.unsent is not None]
 
 
 def _frame(conn: Connection, statement: Any, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in conn.execute(statement)], columns=columns)
 
 
-def _lead_fields(row: pd.Series, mapping: Mapping) -> dict[str, Any]:
-    """Every mapped field of a new Lead (allow_push does not apply to records we create)."""
-    values = {}
-    for mapped in mapping.fields:
-        source = mapped.lead
-        if not source or split_hop(source)[0] is not None or mapped.column not in row.index:
-            continue
-        value = row[mapped.column]
-        if not pd.isna(value):
-            values[source] = crm_value(value, mapped.type)
-    return values
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(columns=columns)
 
 
 def plan_push(engine: Engine, mapping: Mapping) -> PushPlan:
-    """Read the warehouse and plan the writes; changes nothing but creating empty tables."""
-    for table in PUSH_TABLES:
-        ensure_table(engine, table)
+    """Read the warehouse and plan the writes. Reads only: a missing table plans nothing of
+    its kind, and nothing is created (``acton push --dry-run`` writes nothing, anywhere)."""
+    present = set(inspect(engine).get_table_names())
     contacts_table = acton_contacts_table(mapping)
-    if contacts_table.name not in inspect(engine).get_table_names():
+    if contacts_table.name not in present:
         return PushPlan(writes=[])
-    score_columns = [f.column for f in mapping.score_fields]
-    columns = [
-        "contact_id",
-        "external_id",
-        "record_type",
-        "email",
-        "opted_out",
-        "crm_modified_at",
-        *score_columns,
-    ]
+    columns = ["contact_id", "external_id", "record_type", "email"]
+    edit_columns = ["id", "contact_id", "field", "value", "changed_at", "crm_value_at_edit"]
     with engine.connect() as conn:
         contacts = _frame(conn, select(*[contacts_table.c[c] for c in columns]), columns)
-        # acton_contacts.opted_out is Act-On's view (the opt-out list wins); what the CRM holds
-        # is in the mirror.
-        crm_flags: dict[str, Any] = {}
-        for table in MIRRORS.values():
-            mirror = Table(table, MetaData(), autoload_with=conn)
-            crm_flags |= dict(conn.execute(select(mirror.c.id, mirror.c.hasoptedoutofemail)).all())
-        contacts["opted_out"] = contacts["external_id"].map(crm_flags)
-        scores = _frame(
+        scores = _empty(["contact_id", "score_sheet", "score"])
+        if contact_scores.name in present:
+            scores = _frame(
+                conn,
+                select(
+                    contact_scores.c.contact_id,
+                    contact_scores.c.score_sheet,
+                    contact_scores.c.score,
+                ),
+                list(scores.columns),
+            )
+        listed: dict[str, bool] = {}
+        if opt_outs.name in present:
+            listed = {
+                str(email): bool(opted_out)
+                for email, opted_out in conn.execute(select(opt_outs.c.email, opt_outs.c.opted_out))
+            }
+        edits = _waiting_edits(conn, present, edit_columns)
+        creates = _planned_creates(conn, mapping, present)
+        crm = mirror_field_values(
             conn,
-            select(
-                contact_scores.c.contact_id, contact_scores.c.score_sheet, contact_scores.c.score
-            ),
-            ["contact_id", "score_sheet", "score"],
+            score_refs(contacts, mapping)
+            | opt_out_refs(contacts, listed)
+            | edit_refs(edits, contacts, mapping),
         )
-        listed_rows = conn.execute(
-            select(opt_outs.c.email, opt_outs.c.opted_out, opt_outs.c.changed_at)
-        ).all()
-        listed = {email: opted_out for email, opted_out, _ in listed_rows}
-        opted_in_at = {email: at for email, opted_out, at in listed_rows if not opted_out}
-        edit_columns = ["id", "contact_id", "field", "value", "changed_at"]
-        edits = _frame(
-            conn,
-            select(*[acton_field_edits.c[c] for c in edit_columns]).where(
-                acton_field_edits.c.push_status == "pending"
-            ),
-            edit_columns,
-        )
-        requested = set(
-            conn.execute(
-                select(crm_create_requests.c.contact_id).where(
-                    crm_create_requests.c.status == "pending"
-                )
-            ).scalars()
-        )
-        to_create = _frame(
-            conn,
-            select(contacts_table).where(contacts_table.c.contact_id.in_(requested)),
-            [c.name for c in contacts_table.columns],
-        )
-    # Pulling adds every CRM opt-out to the list; it never removes one, nor re-opts anyone
-    # who opted back in on the Act-On side.
-    flagged = contacts[contacts["opted_out"].fillna(False).astype(bool) & contacts["email"].notna()]
-    new = sorted({str(e).lower() for e in flagged["email"]} - set(listed))
-    # An address that opted back in on the Act-On side is opted out again when the CRM flagged
-    # it after that (the most recent change wins); an older CRM flag is what the push corrects.
-    again = sorted(
-        {
-            str(row.email).lower()
-            for row in flagged.itertuples(index=False)
-            if str(row.email).lower() in opted_in_at
-            and _later(row.crm_modified_at, opted_in_at[str(row.email).lower()])
-        }
-    )
-    opt_out_list = {e: bool(v) for e, v in listed.items()} | {e: True for e in [*new, *again]}
-    updates, not_pushed = edit_writes(edits, contacts, mapping)
-    creates = [
-        PlannedCreate(row.contact_id, row.email, _lead_fields(row, mapping))
-        for _, row in to_create.iterrows()
-        if pd.isna(row["external_id"])
-    ]
+    updates, not_pushed = edit_writes(edits, contacts, mapping, crm)
     return PushPlan(
-        writes=score_writes(contacts, scores, mapping)
-        + opt_out_writes(contacts, opt_out_list)
+        writes=score_writes(contacts, scores, mapping, crm)
+        + opt_out_writes(contacts, listed, crm)
         + updates,
         creates=creates,
         not_pushed=not_pushed,
-        new_opt_outs=new,
-        opted_out_again=again,
     )
 
 
-def _later(crm_changed: Any, act_on_changed: Any) -> bool:
-    """Whether the CRM change is at least as recent as the Act-On one (ties go to the CRM)."""
-    if pd.isna(crm_changed) or act_on_changed is None:
-        return False
-    crm_at, act_on_at = pd.Timestamp(crm_changed), pd.Timestamp(act_on_changed)
-    crm_at = crm_at.tz_localize("UTC") if crm_at.tzinfo is None else crm_at
-    act_on_at = act_on_at.tz_localize("UTC") if act_on_at.tzinfo is None else act_on_at
-    return crm_at >= act_on_at
+def _waiting_edits(conn: Connection, present: set[str], columns: list[str]) -> pd.DataFrame:
+    """The edits waiting for the push (pending, or failed and tried again)."""
+    if acton_field_edits.name not in present:
+        return _empty(columns)
+    # A warehouse from before crm_value_at_edit existed (not yet migrated by a run): NULL.
+    stored = {c["name"] for c in inspect(conn).get_columns(acton_field_edits.name)}
+    selected = [acton_field_edits.c[c] if c in stored else literal(None).label(c) for c in columns]
+    statement = select(*selected).where(acton_field_edits.c.push_status.in_(WAITING))
+    return _frame(conn, statement, columns)
+
+
+def _planned_creates(conn: Connection, mapping: Mapping, present: set[str]) -> list[PlannedCreate]:
+    """The pending "create in CRM" requests of contacts not in the CRM yet, with their fields."""
+    if crm_create_requests.name not in present:
+        return []
+    contacts_table = acton_contacts_table(mapping)
+    statement = (
+        select(contacts_table)
+        .join(crm_create_requests, crm_create_requests.c.contact_id == contacts_table.c.contact_id)
+        .where(crm_create_requests.c.status == "pending", contacts_table.c.external_id.is_(None))
+        .order_by(contacts_table.c.contact_id)
+    )
+    rows = _frame(conn, statement, [c.name for c in contacts_table.columns])
+    return [
+        PlannedCreate(row.contact_id, row.email, lead_fields(row, mapping))
+        for _, row in rows.iterrows()
+    ]
+
+
+def planned_redirects(client: CrmClient, plan: PushPlan) -> dict[str, str]:
+    """Of the Leads the plan writes to, those converted since the last pull, and the Contact
+    each became (Lead Id -> Contact Id): where the push will send their writes instead."""
+    return converted_contacts(client, [w.record_id for w in plan.writes if w.object == LEAD.name])
 
 
 @dataclass
 class PushResult:
+    """What a push did: its plan, every update's final answer, every create's answer, its run."""
+
     plan: PushPlan
     outcomes: list[WriteOutcome]
-    created: dict[str, tuple[str | None, str | None]]
+    created: dict[str, CreateOutcome]
     run: SyncRun
 
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _update_log_rows(outcomes: list[WriteOutcome]) -> list[dict[str, Any]]:
-    """``crm_push_log`` rows of the updates (run and time added by the caller)."""
-    return [
-        {
-            "object": o.write.object,
-            "record_id": o.write.record_id,
-            "contact_id": o.write.contact_id,
-            "field": o.write.field,
-            "old_value": _text(o.write.old_value),
-            "new_value": _text(o.write.new_value),
-            "reason": o.write.reason,
-            "outcome": "success" if o.success else "failed",
-            "error": o.error,
-        }
-        for o in outcomes
-    ]
+    def writes_by_reason(self) -> dict[str, dict[str, int]]:
+        """Per reason (score, opt-out, opt-in, edit): writes accepted and failed."""
+        counts: dict[str, dict[str, int]] = {}
+        for outcome in self.outcomes:
+            tally = counts.setdefault(outcome.write.reason, {"accepted": 0, "failed": 0})
+            tally["accepted" if outcome.success else "failed"] += 1
+        return counts
 
 
-def _create_log_rows(
-    creates: list[PlannedCreate], created: dict[str, tuple[str | None, str | None]]
-) -> list[dict[str, Any]]:
-    """``crm_push_log`` rows of the Lead creations: the fields sent, the new Id or the error."""
-    rows = []
-    for create in creates:
-        crm_id, error = created[create.contact_id]
-        rows.append(
-            {
-                "object": LEAD.name,
-                "record_id": crm_id or "",
-                "contact_id": create.contact_id,
-                "field": "(create)",
-                "old_value": None,
-                "new_value": ", ".join(sorted(create.fields)),
-                "reason": "create in CRM",
-                "outcome": "success" if crm_id else "failed",
-                "error": error,
-            }
+@dataclass
+class _Push:
+    """One push run in progress: where it writes, what it has heard back."""
+
+    engine: Engine
+    client: CrmClient
+    mapping: Mapping
+    run_id: str
+    progress: Callable[[str], Any]
+    outcomes: list[WriteOutcome] = field(default_factory=list)
+    created: dict[str, CreateOutcome] = field(default_factory=dict)
+
+    def send_updates(self, batch: UpdateBatch) -> None:
+        """Log the batch as sent (unless it was, before a redirect), send it, then commit its
+        answer with its effects; writes refused because their Lead converted are sent on to
+        the Contact the Lead became, as batches of their own."""
+        log_ids = batch.log_ids
+        if log_ids is None:
+            with self.engine.begin() as conn:
+                log_ids = log_sent(conn, batch.writes, self.run_id, utc_now())
+        kind = "Bulk job" if batch.bulk else "call"
+        self.progress(
+            f"crm_push: sending {len(batch.writes):,} writes on {batch.records:,} records "
+            f"(one {kind})"
         )
-    return rows
+        outcomes = send_batch(self.client, batch)
+        contact_of = self._converted([o.write for o in outcomes if o.converted_lead])
+        answered, redirected, redirected_ids = [], [], []
+        for log_id, outcome in zip(log_ids, outcomes, strict=True):
+            onward = self._onward(outcome, contact_of)
+            if onward is None:
+                answered.append((log_id, outcome))
+            else:
+                redirected.append(onward)
+                redirected_ids.append(log_id)
+        with self.engine.begin() as conn:
+            record_update_answers(
+                conn, self.mapping, [i for i, _ in answered], [o for _, o in answered], utc_now()
+            )
+            redirect_log_rows(conn, redirected_ids, redirected)
+        self.outcomes += [o for _, o in answered]
+        for onward_batch in update_batches(redirected, redirected_ids):
+            self.send_updates(onward_batch)
+
+    def _converted(self, refused: list[PlannedWrite]) -> dict[str, str]:
+        """The Contacts the refused writes' Leads became; none when the CRM cannot say (the
+        writes then stay failed, with the CRM's reason, and the next pull sees the
+        conversions)."""
+        if not refused:
+            return {}
+        try:
+            return converted_contacts(self.client, [w.record_id for w in refused])
+        except (SalesforceError, CrmUnavailable) as error:
+            self.progress(f"crm_push: could not look up converted Leads: {error}")
+            return {}
+
+    def _onward(self, outcome: WriteOutcome, contact_of: dict[str, str]) -> PlannedWrite | None:
+        """The write to send to the Contact a converted Lead became, or None when the outcome
+        stands (the Contact has no field for it: it stays failed, with the CRM's reason)."""
+        write = outcome.write
+        if not outcome.converted_lead or write.record_id not in contact_of:
+            return None
+        contact_field = _contact_field(self.mapping, write.field)
+        if contact_field is None:
+            return None
+        return replace(
+            write,
+            object=CONTACT.name,
+            record_id=contact_of[write.record_id],
+            field=contact_field,
+            detail=f"{write.detail} (Lead {write.record_id} converted since the last pull)",
+        )
+
+    def send_creates(self, creates: list[PlannedCreate], id_field: str, attempts: int) -> None:
+        """Log a chunk of creates as sent (an attempt each), upsert them, commit the answer."""
+        with self.engine.begin() as conn:
+            log_ids = log_creates_sent(conn, creates, id_field, self.run_id, utc_now())
+        self.progress(f"crm_push: creating {len(creates):,} Leads")
+        outcomes = upsert_leads(self.client, [(c.contact_id, c.fields) for c in creates], id_field)
+        with self.engine.begin() as conn:
+            record_create_answers(
+                conn,
+                self.mapping,
+                creates,
+                log_ids,
+                outcomes,
+                now=utc_now(),
+                run_id=self.run_id,
+                max_attempts=attempts,
+            )
+        self.created |= {c.contact_id: o for c, o in zip(creates, outcomes, strict=True)}
+
+
+def _contact_field(mapping: Mapping, lead_field: str) -> str | None:
+    """The Contact field that holds what ``lead_field`` holds on a Lead (same mapped field)."""
+    if lead_field == OPT_OUT_FIELD:
+        return lead_field
+    for mapped in mapping.fields:
+        if mapped.lead == lead_field:
+            source = mapped.contact
+            return source if source and split_hop(source)[0] is None else None
+    return None
 
 
 def push_to_crm(
@@ -240,125 +319,40 @@ def push_to_crm(
     run_id: str,
     progress: Callable[[str], Any] = print,
 ) -> PushResult:
-    """Send the planned updates and creates, then in one transaction: log every write in
-    ``crm_push_log``, add the pulled opt-outs to ``opt_outs``, settle the edits (pushed,
-    skipped by policy, superseded), mark created contacts as the CRM Leads they now are, and
-    record the values the CRM accepted (so the next plan does not repeat them before the next
-    pull). A failed write stays planned and is retried by the next push."""
+    """Send the planned updates and creates, one batch at a time.
+
+    First the edits that are not sent are settled (skipped by policy, superseded, already in
+    the CRM). Then each batch (a Collections call of up to 200 records, a Bulk job, a chunk
+    of creates) commits its ``crm_push_log`` rows as ``sent`` before its call, and after the
+    answer, in one transaction, the outcomes with their effects: accepted values in
+    ``acton_contacts`` and the mirror, edits pushed or failed, Leads created. A push killed
+    between batches keeps all it heard back; the next push plans the rest again from the
+    mirror. A failed write is planned again by the next push; a create the CRM keeps refusing
+    is left ``failed`` after ``ACTON_CREATE_ATTEMPTS`` attempts.
+    """
+    for table in PUSH_TABLES:
+        ensure_table(engine, table)
+    id_field, attempts = contact_id_field(), create_attempts()
     plan = plan_push(engine, mapping)
-    progress(f"crm_push: {len(plan.writes):,} updates and {len(plan.creates):,} creates planned")
+    progress(
+        f"crm_push: {len(plan.writes):,} updates and {len(plan.creates):,} creates planned, "
+        f"{len(plan.not_pushed):,} edits not sent"
+    )
     run = SyncRun(run_id=run_id, object="crm_push", mode="push")
     calls_before = client.api_calls
-    outcomes = send_updates(client, plan.writes) if plan.writes else []
-    created = send_creates(client, [(c.contact_id, c.fields) for c in plan.creates])
-    run.api_calls = client.api_calls - calls_before
-    now = utc_now()
-    log = [
-        row | {"sync_run_id": run_id, "attempted_at": now}
-        for row in _update_log_rows(outcomes) + _create_log_rows(plan.creates, created)
-    ]
     with engine.begin() as conn:
-        if log:
-            conn.execute(crm_push_log.insert(), log)
-        added = [
-            {"email": e, "opted_out": True, "source": "crm", "added_at": now, "sync_run_id": run_id}
-            for e in plan.new_opt_outs
-        ]
-        upsert_records(conn, opt_outs, added, ["email"], update=False)
-        if plan.opted_out_again:
-            conn.execute(
-                update(opt_outs)
-                .where(opt_outs.c.email.in_(plan.opted_out_again))
-                .values(opted_out=True, changed_at=now, sync_run_id=run_id)
-            )
-        accepted = [o.write for o in outcomes if o.success]
-        _record_accepted(conn, mapping, accepted)
-        _settle_edits(conn, accepted, plan.not_pushed, now)
-        _record_creates(conn, mapping, plan.creates, created, now)
-        run.rows_read = len(plan.writes) + len(plan.creates)
-        run.rows_upserted = len(accepted) + sum(1 for i, _ in created.values() if i)
-        run.rows_rejected = run.rows_read - run.rows_upserted
+        settle_decisions(conn, plan.not_pushed, run_id, utc_now())
+    push = _Push(engine, client, mapping, run_id, progress)
+    for batch in update_batches(plan.writes):
+        push.send_updates(batch)
+    for chunk in chunks(plan.creates, COLLECTION_SIZE):
+        push.send_creates(chunk, id_field, attempts)
+    run.api_calls = client.api_calls - calls_before
+    run.rows_read = len(plan.writes) + len(plan.creates)
+    run.rows_upserted = sum(o.success for o in push.outcomes) + sum(
+        o.record_id is not None for o in push.created.values()
+    )
+    run.rows_rejected = run.rows_read - run.rows_upserted
+    with engine.begin() as conn:
         run.record(conn)
-    return PushResult(plan=plan, outcomes=outcomes, created=created, run=run)
-
-
-def _settle_edits(
-    conn: Connection, pushed: list[PlannedWrite], not_pushed: list[EditDecision], now: Any
-) -> None:
-    """Pushed edits are done; edits the policy or a later change stops are settled with why.
-    Failed ones stay pending: the next push retries them."""
-    for write in pushed:
-        if write.edit_id is not None:
-            conn.execute(
-                update(acton_field_edits)
-                .where(acton_field_edits.c.id == write.edit_id)
-                .values(push_status="pushed", pushed_at=now)
-            )
-    for decision in not_pushed:
-        conn.execute(
-            update(acton_field_edits)
-            .where(acton_field_edits.c.id == decision.edit_id)
-            .values(push_status=decision.status)
-        )
-
-
-def _record_accepted(conn: Connection, mapping: Mapping, accepted: list[PlannedWrite]) -> None:
-    """Set the values the CRM accepted in ``acton_contacts`` and the CRM mirror, so both show
-    what the CRM now holds until the next pull reads it back."""
-    contacts_table = acton_contacts_table(mapping)
-    column_of = {OPT_OUT_FIELD: "opted_out"}
-    for mapped in mapping.fields:
-        for record_type in ("Lead", "Contact"):
-            source = mapped.source(record_type)
-            if source and "." not in source:
-                column_of.setdefault(source, mapped.column)
-    metadata = MetaData()
-    mirrors = {name: Table(table, metadata, autoload_with=conn) for name, table in MIRRORS.items()}
-    for write in accepted:
-        if write.edit_id is None and write.field in column_of:
-            # Edits are in acton_contacts already; scores and opt-outs are set here.
-            conn.execute(
-                update(contacts_table)
-                .where(contacts_table.c.contact_id == write.contact_id)
-                .values({column_of[write.field]: write.new_value})
-            )
-        mirror = mirrors[write.object]
-        column = crm_column_name(write.field)
-        if column in mirror.c and column not in ("systemmodstamp",):
-            row = mirror.c.id == write.record_id
-            conn.execute(update(mirror).where(row).values({column: write.new_value}))
-
-
-def _record_creates(
-    conn: Connection,
-    mapping: Mapping,
-    creates: list[PlannedCreate],
-    created: dict[str, tuple[str | None, str | None]],
-    now: Any,
-) -> None:
-    """A created Lead is the contact's CRM record from now on: the Act-On contact takes the
-    Lead's Id (as the next pull will), with its scores, memberships, activity and edits."""
-    contacts_table = acton_contacts_table(mapping)
-    for create in creates:
-        crm_id, error = created[create.contact_id]
-        request = crm_create_requests.c.contact_id == create.contact_id
-        if crm_id is None:
-            conn.execute(update(crm_create_requests).where(request).values(error=error))
-            continue
-        conn.execute(
-            update(crm_create_requests)
-            .where(request)
-            .values(status="created", crm_object=LEAD.name, crm_id=crm_id, error=None)
-        )
-        conn.execute(
-            update(contacts_table)
-            .where(contacts_table.c.contact_id == create.contact_id)
-            .values(contact_id=crm_id, external_id=crm_id, record_type=LEAD.name, source="crm")
-        )
-        for table in (contact_scores, segment_members, acton_activity, acton_field_edits):
-            if table.name in inspect(conn).get_table_names():
-                conn.execute(
-                    update(table)
-                    .where(table.c.contact_id == create.contact_id)
-                    .values(contact_id=crm_id)
-                )
+    return PushResult(plan=plan, outcomes=push.outcomes, created=push.created, run=run)

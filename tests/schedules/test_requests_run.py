@@ -312,7 +312,7 @@ def test_an_imported_edit_is_pushed_by_the_edits_push_sensors_request(
     logged = rows(
         synced_home,
         "SELECT object, record_id, field, new_value, outcome FROM crm_push_log "
-        "WHERE sync_run_id = :run AND reason LIKE 'Act-On edit%'",
+        "WHERE sync_run_id = :run AND reason = 'edit'",
         run=result.run_id,
     )
     assert logged == [("Lead", lead_id, "Title", new_title, "success")]
