@@ -63,7 +63,10 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
             "record and removes rows whose record is gone. Deletions are listed in "
             "`sync_deletions`. A sync that would delete more than ACTON_MAX_DELETE_FRACTION "
             "(default 20%) of the table stops without deleting unless the run carries "
-            "acton/allow_mass_delete=true."
+            "acton/allow_mass_delete=true. A sync that reads a field its object's last sync did "
+            "not (the mapping changed) reads that object in full. Records read again with "
+            "every mirrored value unchanged (our own pushes move their stamps) keep their "
+            "sync_run_id. Each sync also refreshes the object's describe in `crm_fields`."
         ),
     )
     def _mirror(
@@ -89,6 +92,7 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
                 run_id=context.run.run_id,
                 progress=context.log.info,
                 allow_mass_delete=allows_mass_delete(context.run.tags),
+                describe=describes[crm_object.name],
             )
         schema = TableSchema(columns=[TableColumn(crm_column_name(f), t) for f, t in types.items()])
         return MaterializeResult(
@@ -99,6 +103,7 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
                 "window": f"{run.window_start} .. {run.window_end}" if run.window_start else "all",
                 "rows_read": run.rows_read,
                 "rows_deleted": run.rows_deleted,
+                "rows_unchanged": run.rows_unchanged or 0,
                 "api_calls": run.api_calls,
                 "api_usage": crm.client.api_usage or "unknown",
                 "table": MetadataValue.text(crm_object.table),

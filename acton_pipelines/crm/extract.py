@@ -54,7 +54,8 @@ def field_types(
     fields: Iterable[str], describes: dict[str, dict[str, Any]], object_name: str
 ) -> dict[str, str]:
     """Describe type of each field (``"string"``, ``"datetime"``...); hops resolve through the
-    reference field's target when its describe is at hand, else count as ``"string"``."""
+    first of the reference field's targets whose describe is at hand (a Lead's ``Owner`` is a
+    Group or a User), else count as ``"string"``."""
     by_object = {
         name: {f["name"].lower(): f for f in describe.get("fields", [])}
         for name, describe in describes.items()
@@ -75,7 +76,7 @@ def field_types(
             None,
         )
         targets = (reference or {}).get("referenceTo") or []
-        target = by_object.get(targets[0], {}) if targets else {}
+        target = next((by_object[t] for t in targets if t in by_object), {})
         types[name] = target.get(leaf.lower(), {}).get("type", "string")
     return types
 

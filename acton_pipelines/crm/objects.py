@@ -4,7 +4,8 @@ A field list is the object's base fields (what linking, conversion, opt-outs and
 need) plus what the mapping reads from it. A mapped relationship hop on a Contact such as
 ``Account.Name`` is read from the mirrored Account (so an Account renamed in the CRM shows on
 its Contacts at the next sync); ``Owner.X`` likewise from the mirrored User; any other hop is
-selected in the SOQL and stored on the record's own row.
+selected in the SOQL and stored on the record's own row. A Lead's base fields include its
+``Owner.Name`` all the same, for Leads owned by a queue, which is not a User.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ LEAD = CrmObject(
         "ConvertedAccountId",
         "ConvertedDate",
         "OwnerId",
+        # A queue (Group) can own a Lead, and the User mirror has no row for it: its name
+        # comes with the Lead (mirror column owner__name).
+        "Owner.Name",
         "HasOptedOutOfEmail",
         "CreatedDate",
         "LastModifiedDate",

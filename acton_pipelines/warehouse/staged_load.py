@@ -10,7 +10,7 @@ half-way leaves the target as it was.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +24,14 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Table,
+    and_,
     delete,
     exists,
     func,
     insert,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
@@ -178,10 +180,31 @@ class StagedLoad:
         self.staged_rows += len(frame)
 
     def _latest_per_key(self) -> ColumnElement[bool]:
-        latest = select(func.max(self.stage.c[STAGE_SEQUENCE])).group_by(
-            *[self.stage.c[k] for k in self.key]
+        # An alias, so the subquery stays uncorrelated inside an UPDATE of the stage itself.
+        staged = self.stage.alias("staged")
+        latest = select(func.max(staged.c[STAGE_SEQUENCE])).group_by(
+            *[staged.c[k] for k in self.key]
         )
         return self.stage.c[STAGE_SEQUENCE].in_(latest)
+
+    def keep_unchanged(self, conn: Connection, compared: Sequence[str], kept: Sequence[str]) -> int:
+        """Give each staged row (the latest per key) whose ``compared`` columns all equal its
+        target row's (NULL equal to NULL) the target's ``kept`` columns; returns how many.
+
+        Run before :meth:`merge`, inside its transaction: such a row is still merged (the
+        columns left out of ``compared`` are updated) but keeps the ``kept`` values it had, so
+        whatever selects rows by them (which run wrote a row) does not see it as changed.
+        """
+        target, stage = self.target, self.stage
+        same_key = and_(*[target.c[k] == stage.c[k] for k in self.key])
+        same_values = [target.c[c].is_not_distinct_from(stage.c[c]) for c in compared]
+        unchanged = exists(select(target.c[self.key[0]]).where(same_key, *same_values))
+        statement = (
+            update(stage)
+            .where(self._latest_per_key(), unchanged)
+            .values({c: select(target.c[c]).where(same_key).scalar_subquery() for c in kept})
+        )
+        return conn.execute(statement).rowcount or 0
 
     def missing(self, where: ColumnElement[bool] | None = None) -> ColumnElement[bool]:
         """Condition on the target: rows (matching ``where``) whose key the load did not bring."""

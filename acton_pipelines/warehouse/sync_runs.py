@@ -120,3 +120,24 @@ def last_high_water_mark(engine: Engine, table: str) -> datetime | None:
     with engine.connect() as conn:
         mark = conn.execute(statement).scalar_one_or_none()
     return as_utc(mark)
+
+
+def last_fields_read(engine: Engine, table: str) -> tuple[str, list[str] | None] | None:
+    """The run id of the last successful sync of ``table`` (any mode, by ``seq``) and the CRM
+    fields it read (``None`` when it did not record them, as before ``fields_read`` existed);
+    ``None`` when there is no successful sync. What a mapping change is compared with."""
+    if sync_runs.name not in inspect(engine).get_table_names():
+        return None
+    statement = (
+        select(sync_runs.c.run_id, sync_runs.c.fields_read)
+        .where(sync_runs.c.object == table, sync_runs.c.status == "success")
+        .order_by(sync_runs.c.seq.desc().nulls_last(), sync_runs.c.started_at.desc())
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        row = conn.execute(statement).first()
+    if row is None:
+        return None
+    if row.fields_read is None:
+        return row.run_id, None
+    return row.run_id, [f.strip() for f in row.fields_read.split(",") if f.strip()]

@@ -110,8 +110,8 @@ sync_runs = Table(
     # Derived tables (acton_contacts, contact_scores, segment_members): the seq of the newest
     # upstream sync_runs row this build took in. The next build catches up from there.
     Column("consumed_through", BigInteger),
-    # CRM objects, full reads: the CRM fields the read covered (comma-separated). A later sync
-    # whose mapping reads a field not in the last full read's list reads the object in full.
+    # CRM objects: the CRM fields the sync read (comma-separated). A later sync whose mapping
+    # reads a field the object's last successful sync did not read reads the object in full.
     Column("fields_read", Text),
     # CRM objects: records read again whose mirrored values had not changed (our own pushes
     # move SystemModstamp): kept as they were, so nothing downstream treats them as changed.

@@ -63,6 +63,38 @@ def test_fields_to_read_joins_account_and_owner_hops_through_their_mirrors() -> 
     assert "Title" in user
 
 
+def test_a_leads_owner_name_is_read_with_the_lead_once_whatever_the_mapping() -> None:
+    for spelling in ("Owner.Name", "owner.Name"):
+        mapping = _mapping(
+            FieldMapping(destination="Email", type=DataType.EMAIL, lead="Email", contact="Email"),
+            FieldMapping(destination="Rep", type=DataType.TEXT, lead=spelling),
+        )
+        lead = fields_to_read(LEAD, mapping)
+        assert [f for f in lead if f.lower() == "owner.name"] == ["Owner.Name"], spelling
+    # A mapped Owner hop still comes from the User mirror too.
+    assert fields_to_read(USER, mapping).count("Name") == 1
+
+
+def test_a_polymorphic_owner_hop_is_typed_through_a_described_target() -> None:
+    describes = {
+        "Lead": {
+            "fields": [
+                {
+                    "name": "OwnerId",
+                    "type": "reference",
+                    "relationshipName": "Owner",
+                    "referenceTo": ["Group", "User"],
+                },
+            ]
+        },
+        "User": {"fields": [{"name": "Name", "type": "string"}, {"name": "Age", "type": "int"}]},
+    }
+    assert field_types(["Owner.Name", "Owner.Age"], describes, "Lead") == {
+        "Owner.Name": "string",
+        "Owner.Age": "int",
+    }
+
+
 def test_page_frame_types_datetimes_dates_and_relationships() -> None:
     describes = {
         "Contact": {
