@@ -4,16 +4,13 @@ pushes run as the jobs the schedules and sensors start; the CRM's own data check
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
-
 from acton_pipelines import settings
 from acton_pipelines.resources.salesforce import SalesforceResource
-from acton_pipelines.warehouse.engine import warehouse_engine
 from tests.conftest import ActonHome, home_resources, run_incremental_sync, run_sync
+from tests.push.helpers import crm, rows
 
 WELL_FORMED = re.compile(r"[a-z0-9._-]+@[a-z0-9.-]+\.[a-z]+")
 
@@ -22,19 +19,9 @@ def today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
-def rows(home: ActonHome, sql: str, **params: object) -> list[tuple]:
-    with warehouse_engine(home.warehouse_url).connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql), params)]
-
-
-def crm_rows(home: ActonHome, sql: str, *params: object) -> list[tuple]:
-    with sqlite3.connect(home.sandbox_db) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
 def lone_leads(home: ActonHome, n: int) -> list[tuple[str, str]]:
     """``n`` unconverted, not opted-out Leads whose well-formed address nobody else has."""
-    found = crm_rows(
+    found = crm(
         home,
         "SELECT Id, lower(Email) FROM Lead WHERE IsDeleted = 0 AND IsConverted = 0 "
         "AND HasOptedOutOfEmail = 0 AND Email IS NOT NULL AND lower(Email) NOT IN "
@@ -75,16 +62,12 @@ def test_an_opt_out_cleared_in_the_crm_stays_on_the_list_and_is_pushed_back(
     assert rows(
         synced_home, "SELECT opted_out FROM acton_contacts WHERE external_id = :i", i=lead_id
     ) == [(True,)]
-    assert crm_rows(synced_home, "SELECT HasOptedOutOfEmail FROM Lead WHERE Id = ?", lead_id) == [
-        (0,)
-    ]
+    assert crm(synced_home, "SELECT HasOptedOutOfEmail FROM Lead WHERE Id = ?", lead_id) == [(0,)]
 
     # The push (the job push_after_sync starts) sets the CRM's flag again, and logs why.
     push = run_sync(synced_home, "push_to_crm", {})
     assert push.success
-    assert crm_rows(synced_home, "SELECT HasOptedOutOfEmail FROM Lead WHERE Id = ?", lead_id) == [
-        (1,)
-    ]
+    assert crm(synced_home, "SELECT HasOptedOutOfEmail FROM Lead WHERE Id = ?", lead_id) == [(1,)]
     assert rows(
         synced_home,
         "SELECT field, old_value, new_value, reason, outcome FROM crm_push_log "
@@ -122,7 +105,7 @@ def test_an_edit_survives_a_crm_change_of_another_field_and_yields_to_one_of_its
     push = run_sync(synced_home, "push_to_crm", {})
     assert push.success
     in_crm = dict(
-        crm_rows(synced_home, "SELECT Id, Title FROM Lead WHERE Id IN (?, ?)", kept_id, lost_id)
+        crm(synced_home, "SELECT Id, Title FROM Lead WHERE Id IN (?, ?)", kept_id, lost_id)
     )
     assert in_crm == {kept_id: "Head of Kept Edits", lost_id: "Chief of the CRM"}
     statuses = dict(
