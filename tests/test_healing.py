@@ -25,7 +25,13 @@ from sqlalchemy import Engine, text
 from acton_pipelines.sandbox import SeedSummary, churn_sandbox
 from acton_pipelines.warehouse.engine import warehouse_engine
 from tests.conftest import ActonHome, make_home, run_full_sync, run_incremental_sync
-from tests.test_incremental_sync import DERIVED_TABLES, fresh_full_sync_of, today
+from tests.test_incremental_sync import (
+    DERIVED_TABLES,
+    fresh_full_sync_of,
+    renamed_ids,
+    today,
+    translated_ids,
+)
 from tests.warehouse_contents import table_contents
 
 REFUSAL = "acton_contacts refuses writes (test)"
@@ -99,7 +105,9 @@ def assert_equals_a_fresh_full_sync(
 ) -> None:
     fresh = fresh_full_sync_of(home, root, monkeypatch)
     healed = table_contents(home.warehouse_url, DERIVED_TABLES)
-    expected = table_contents(fresh.warehouse_url, DERIVED_TABLES)
+    expected = translated_ids(
+        table_contents(fresh.warehouse_url, DERIVED_TABLES), renamed_ids(home)
+    )
     for name in DERIVED_TABLES:
         assert healed[name] == expected[name], name
 

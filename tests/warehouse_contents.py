@@ -21,6 +21,7 @@ LOAD_COLUMNS = frozenset(
         "run_id",
         "started_at",
         "finished_at",
+        "recorded_at",
     }
 )
 

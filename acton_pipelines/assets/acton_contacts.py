@@ -24,7 +24,11 @@ from acton_pipelines.partitions import sync_backfill_policy, sync_partitions
 from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.step_failures import StepRecord, one_line_failure
-from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contacts_table
+from acton_pipelines.warehouse.tables import (
+    acton_contact_rejects,
+    acton_contacts_table,
+    duplicate_emails,
+)
 
 
 @asset(
@@ -39,7 +43,9 @@ from acton_pipelines.warehouse.tables import acton_contact_rejects, acton_contac
         "type), owner (name, email) and the account's opportunity summary. Values that do not "
         "fit their data type are set to NULL and quarantined in `acton_contact_rejects`. Each "
         "build takes in every CRM sync committed since its own last successful build, so a run "
-        "that failed half-way is caught up by the next."
+        "that failed half-way is caught up by the next. A contact keeps its `contact_id` for "
+        "life (changes of its CRM record are listed in `contact_id_changes`); CRM opt-outs join "
+        "`opt_outs`; addresses several records share are reported in `duplicate_emails`."
     ),
 )
 def acton_contacts(
@@ -69,6 +75,10 @@ def acton_contacts(
             "rejects_by_reason": MetadataValue.json(build.rejects_by_reason),
             "removed_as_duplicate_email": build.removed_as_duplicates,
             "duplicate_email_policy": loaded.duplicate_email_policy,
+            "shared_emails": build.duplicates.emails,
+            "crm_opt_outs_added": build.crm_opt_outs.added,
+            "crm_opted_out_again": build.crm_opt_outs.opted_out_again,
+            "contact_id_changes": build.contact_id_changes,
             "warehouse": warehouse.display_url,
         }
     )
@@ -147,27 +157,33 @@ def acton_contacts_schema(
 @asset_check(
     asset=acton_contacts,
     description=(
-        "Email addresses shared by more than one Act-On contact (a Lead and a Contact, usually). "
-        "WARN: kept or resolved as `duplicate_email_policy` says."
+        "Email addresses shared by more than one CRM record or Act-On contact (a Lead and a "
+        "Contact, usually), as the last build reported them in `duplicate_emails`. WARN: kept "
+        "or resolved as `duplicate_email_policy` says."
     ),
 )
 def acton_contacts_duplicate_emails(
     context: AssetCheckExecutionContext, warehouse: WarehouseResource, mapping: MappingResource
 ) -> AssetCheckResult:
-    table = acton_contacts_table(mapping.load_for_run(context, warehouse.engine))
-    email = table.c.email
-    shared = (
-        select(email, func.count().label("contacts"))
-        .where(email.is_not(None))
-        .group_by(email)
-        .having(func.count() > 1)
-        .subquery()
-    )
-    with warehouse.engine.connect() as conn:
-        count = conn.execute(select(func.count()).select_from(shared)).scalar_one()
+    engine = warehouse.engine
+    policy = mapping.load_for_run(context, engine).duplicate_email_policy
+    counts = {"shared_emails": 0, "kept": 0, "not_kept": 0}
+    if duplicate_emails.name in inspect(engine).get_table_names():
+        report = duplicate_emails.c
+        with engine.connect() as conn:
+            counts["shared_emails"] = conn.execute(
+                select(func.count(report.email.distinct()))
+            ).scalar_one()
+            for kept, rows in conn.execute(select(report.kept, func.count()).group_by(report.kept)):
+                counts["kept" if kept else "not_kept"] = int(rows)
+    shared = counts["shared_emails"]
     return AssetCheckResult(
-        passed=count == 0,
+        passed=shared == 0,
         severity=AssetCheckSeverity.WARN,
-        description=f"{count} email addresses belong to more than one contact",
-        metadata={"shared_emails": count},
+        description=(
+            f"{shared} email addresses belong to more than one CRM record or contact "
+            f"({policy}: {counts['kept']} kept, {counts['not_kept']} not kept); "
+            "see duplicate_emails"
+        ),
+        metadata={**counts, "policy": policy},
     )

@@ -4,6 +4,10 @@ Every unconverted Lead and every Contact is one Act-On contact (a converted Lead
 Contact it became). Company, account type, owner and an opportunity summary are linked from the
 related objects; mapped fields come from the record, or through ``Account.`` / ``Owner.`` hops
 from the mirrored Account and User.
+
+A contact keeps its ``contact_id`` for life: each record takes the id the warehouse already gives
+it (by ``acton_contacts.external_id``), a Contact else the id of the Lead it was converted from;
+only a record the warehouse has never seen gets a new id (see :func:`lead_candidates`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from sqlalchemy import (
     union,
 )
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql.selectable import ScalarSelect, Subquery
 
 from acton_pipelines.crm.objects import (
     ACCOUNT,
@@ -119,6 +123,25 @@ def _converted_from(leads: Table) -> Subquery:
     )
 
 
+def _known_contact_id(known: Table | None, record_id: ColumnElement) -> ScalarSelect | None:
+    """The ``contact_id`` the warehouse already gives the CRM record ``record_id`` (one lookup
+    on the indexed ``acton_contacts.external_id``), or ``None`` without a warehouse to ask."""
+    if known is None:
+        return None
+    return (
+        select(func.min(known.c.contact_id))
+        .where(known.c.external_id == record_id)
+        .scalar_subquery()
+    )
+
+
+def _first_set(*ids: ColumnElement | ScalarSelect | None) -> ColumnElement:
+    """The first of ``ids`` that is not NULL (lookups in the warehouse first, defaults last);
+    ``None`` entries (no warehouse to look in) are left out."""
+    present = [i for i in ids if i is not None]
+    return func.coalesce(*present) if len(present) > 1 else present[0]
+
+
 def touched_by_runs(tables: dict[str, Table], runs: Select) -> dict[str, ColumnElement[bool]]:
     """Per candidate query, the condition selecting the records whose Act-On contact the CRM
     changes of ``runs`` (a ``SELECT run_id``) may have changed: the record itself, its owner,
@@ -149,21 +172,37 @@ def touched_by_runs(tables: dict[str, Table], runs: Select) -> dict[str, ColumnE
     }
 
 
+def _owner_name(lead: Table, user: Table) -> ColumnElement:
+    # A queue-owned Lead has no User owner: the mirror's Owner.Name (when the CRM sync reads
+    # it) is then the queue's name.
+    if "owner__name" in lead.c:
+        return func.coalesce(user.c.name, lead.c.owner__name)
+    return user.c.name
+
+
 def lead_candidates(
-    tables: dict[str, Table], mapping: Mapping, scope: ColumnElement[bool] | None = None
+    tables: dict[str, Table],
+    mapping: Mapping,
+    scope: ColumnElement[bool] | None = None,
+    known: Table | None = None,
 ) -> Select:
-    """Unconverted Leads with their owner (those matching ``scope``, when given)."""
+    """Unconverted Leads with their owner (those matching ``scope``, when given).
+
+    ``known`` is ``acton_contacts`` as it is: a Lead keeps the ``contact_id`` it has there (an
+    Act-On-only contact the push created in the CRM stays ``acton:<email>``); a new Lead's is its
+    Id.
+    """
     lead, user = tables[LEAD.table], tables[USER.table]
     return (
         select(
-            lead.c.id.label("contact_id"),
+            _first_set(_known_contact_id(known, lead.c.id), lead.c.id).label("contact_id"),
             lead.c.id.label("external_id"),
             literal("Lead").label("record_type"),
             null().label("account_id"),
             null().label("account_name"),
             null().label("account_type"),
             lead.c.ownerid.label("owner_id"),
-            user.c.name.label("owner_name"),
+            _owner_name(lead, user).label("owner_name"),
             user.c.email.label("owner_email"),
             null().label("opportunity_count"),
             null().label("open_opportunity_amount"),
@@ -182,21 +221,33 @@ def lead_candidates(
 
 
 def contact_candidates(
-    tables: dict[str, Table], mapping: Mapping, scope: ColumnElement[bool] | None = None
+    tables: dict[str, Table],
+    mapping: Mapping,
+    scope: ColumnElement[bool] | None = None,
+    known: Table | None = None,
 ) -> Select:
     """Contacts with their account, owner and the account's opportunity summary (those
     matching ``scope``, when given).
 
-    A Contact that a Lead was converted into keeps the Lead's ``contact_id``: the Act-On
-    contact continues as the Contact it became, with no duplicate.
+    ``known`` is ``acton_contacts`` as it is. A Contact keeps the ``contact_id`` it has there;
+    a Contact new to the warehouse that a Lead was converted into takes the Lead's contact's
+    ``contact_id`` (the Act-On contact continues as the Contact it became, with no duplicate),
+    else the Lead's Id, else its own Id. A Lead converted into a Contact the warehouse already
+    knows therefore ends; the build records that in ``contact_id_changes``.
     """
     contact, account = tables[CONTACT.table], tables[ACCOUNT.table]
     user = tables[USER.table]
     summary = _opportunity_summary(tables[OPPORTUNITY.table])
     origin = _converted_from(tables[LEAD.table])
+    contact_id = _first_set(
+        _known_contact_id(known, contact.c.id),
+        _known_contact_id(known, origin.c.lead_id),
+        origin.c.lead_id,
+        contact.c.id,
+    )
     return (
         select(
-            func.coalesce(origin.c.lead_id, contact.c.id).label("contact_id"),
+            contact_id.label("contact_id"),
             contact.c.id.label("external_id"),
             literal("Contact").label("record_type"),
             contact.c.accountid.label("account_id"),

@@ -91,16 +91,21 @@ def test_rejects_check_warns_with_counts_by_reason(synced: tuple[ActonHome, Path
 def test_duplicate_emails_are_reported(synced: tuple[ActonHome, Path]) -> None:
     home, _ = synced
     with warehouse_engine(home.warehouse_url).connect() as conn:
-        shared = conn.execute(
+        shared, sharing = conn.execute(
             text(
-                "SELECT count(*) FROM (SELECT email FROM acton_contacts WHERE email IS NOT NULL "
-                "GROUP BY email HAVING count(*) > 1) AS shared"
+                "SELECT count(*), coalesce(sum(contacts), 0) FROM (SELECT email, count(*) AS "
+                "contacts FROM acton_contacts WHERE email IS NOT NULL GROUP BY email "
+                "HAVING count(*) > 1) AS shared"
             )
-        ).scalar_one()
+        ).one()
     result = run_check(acton_contacts_duplicate_emails, *synced)
     assert shared > 0
     assert result.passed is False
     assert result.metadata["shared_emails"].value == shared
+    # keep_both (the repository's mapping): every contact of a shared address is kept.
+    assert result.metadata["policy"].value == "keep_both"
+    assert result.metadata["kept"].value == sharing
+    assert result.metadata["not_kept"].value == 0
 
 
 def test_schema_check_blocks_on_a_value_that_breaks_the_mapping(
