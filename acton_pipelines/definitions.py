@@ -6,36 +6,36 @@ import os
 
 from dagster import Definitions, EnvVar, colored_console_logger
 
-from acton_pipelines.assets.acton_contacts import (
+from acton_pipelines.contacts.assets import (
     acton_contacts,
     acton_contacts_duplicate_emails,
     acton_contacts_rejects,
     acton_contacts_schema,
 )
-from acton_pipelines.assets.acton_imports import acton_imports
-from acton_pipelines.assets.contact_scores import contact_scores
-from acton_pipelines.assets.crm import crm_assets
-from acton_pipelines.assets.crm_push import crm_push
-from acton_pipelines.assets.segments import segments
-from acton_pipelines.cli.progress_logger import acton_cli_logger
-from acton_pipelines.freshness import freshness_checks, freshness_checks_sensor
+from acton_pipelines.crm.assets import crm_assets
+from acton_pipelines.crm.resource import crm_resource_from_env
+from acton_pipelines.imports.assets import acton_imports
 from acton_pipelines.jobs import (
     acton_imports_job,
     crm_push_job,
     full_sync_job,
     incremental_sync_job,
 )
-from acton_pipelines.resources.mapping import MappingResource
-from acton_pipelines.resources.salesforce import crm_resource_from_env
-from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.push.assets import crm_push
+from acton_pipelines.runs.progress_logger import acton_cli_logger
 from acton_pipelines.schedules.deletion_log_sensor import deletion_log_sensor
 from acton_pipelines.schedules.edits_push_sensor import edits_push_sensor
+from acton_pipelines.schedules.freshness import freshness_checks, freshness_checks_sensor
 from acton_pipelines.schedules.full_sync import full_sync_schedule
 from acton_pipelines.schedules.imports_sensor import imports_sensor
 from acton_pipelines.schedules.incremental_sync import incremental_sync_schedule
 from acton_pipelines.schedules.mapping_sensor import mapping_change_sensor
 from acton_pipelines.schedules.push_after_sync import push_after_sync
 from acton_pipelines.schedules.run_failure_sensor import run_failure_alerts
+from acton_pipelines.scores.assets import contact_scores
+from acton_pipelines.segments.assets import segments
+from acton_pipelines.warehouse.resource import WarehouseResource
+from acton_pipelines.warehouse.run_mappings import MappingResource
 
 
 def warehouse_resource() -> WarehouseResource:

@@ -20,7 +20,7 @@ from dagster import (
     multiprocess_executor,
 )
 
-from acton_pipelines.partitions import SYNC_MODE_TAG
+from acton_pipelines.runs.partitions import SYNC_MODE_TAG
 
 WAREHOUSE_TAG = "acton/warehouse"
 WAREHOUSE_WRITE = {WAREHOUSE_TAG: "write"}

@@ -30,10 +30,11 @@ def main() -> None:
         os.environ["ACTON_WAREHOUSE_URL"] = args.warehouse
 
     # Imported after ACTON_HOME is set: definitions read it when they load.
+    from acton_pipelines.runs.local_run import run_job
+
     from acton_pipelines.crm.sandbox_connection import sandbox_paths
-    from acton_pipelines.local_run import run_job
-    from acton_pipelines.partitions import full_sync_tags
-    from acton_pipelines.sandbox import seed_sandbox
+    from acton_pipelines.runs.partitions import full_sync_tags
+    from crm_sandbox import seed_sandbox
 
     started = time.perf_counter()
     summary = seed_sandbox(sandbox_paths()[0], leads=args.leads, contacts=args.contacts)

@@ -18,6 +18,7 @@ from sqlalchemy import URL, create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
+from acton_pipelines.crm.resource import SalesforceResource
 from acton_pipelines.definitions import defs as project_defs
 from acton_pipelines.jobs import (
     acton_imports_job,
@@ -25,13 +26,12 @@ from acton_pipelines.jobs import (
     full_sync_job,
     incremental_sync_job,
 )
-from acton_pipelines.partitions import full_sync_tags, incremental_tags
-from acton_pipelines.resources.mapping import MappingResource
-from acton_pipelines.resources.salesforce import SalesforceResource
-from acton_pipelines.resources.warehouse import WarehouseResource
-from acton_pipelines.sandbox import SeedSummary, seed_sandbox
-from acton_pipelines.sandbox.store import DELETES_REFUSED_KEY
+from acton_pipelines.runs.partitions import full_sync_tags, incremental_tags
 from acton_pipelines.warehouse.engine import dispose_engines
+from acton_pipelines.warehouse.resource import WarehouseResource
+from acton_pipelines.warehouse.run_mappings import MappingResource
+from crm_sandbox import SeedSummary, seed_sandbox
+from crm_sandbox.store import DELETES_REFUSED_KEY
 
 SEED_NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

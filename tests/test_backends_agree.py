@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from sqlalchemy import URL
 
 from acton_pipelines.cli.main import cli
-from acton_pipelines.summary import REPORTED_TABLES
+from acton_pipelines.warehouse.summary import REPORTED_TABLES
 from tests.conftest import ActonHome
 from tests.warehouse_contents import table_contents
 

@@ -28,12 +28,12 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunRecord, RunsFilter
 from sqlalchemy import text
 
-from acton_pipelines.partitions import SINCE_LAST_SYNC, WINDOW_TAG
-from acton_pipelines.run_failures import failure_causes
-from acton_pipelines.sandbox import SeedSummary
+from acton_pipelines.runs.partitions import SINCE_LAST_SYNC, WINDOW_TAG
+from acton_pipelines.runs.run_failures import failure_causes
 from acton_pipelines.schedules.sync_history import CRM_TABLES
 from acton_pipelines.settings import REPO_ROOT
 from acton_pipelines.warehouse.engine import warehouse_engine
+from crm_sandbox import SeedSummary
 from tests.conftest import ActonHome, make_home, run_full_sync
 
 DAEMON = Path(sys.executable).parent / "dagster-daemon"

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 from dagster import AssetKey
 
-from acton_pipelines.assets import groups
 from acton_pipelines.definitions import defs
+from acton_pipelines.runs import asset_groups as groups
 
 ROOT = Path(__file__).resolve().parents[1]
 

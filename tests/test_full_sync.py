@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import text
 
 from acton_pipelines.mapping.models import DEFAULT_SEGMENTS
-from acton_pipelines.sandbox import SeedSummary
 from acton_pipelines.warehouse.engine import warehouse_engine
+from crm_sandbox import SeedSummary
 from tests.conftest import ActonHome, fresh_postgres_database, make_home, run_full_sync
 
 # What the seed's malformed addresses look like: exactly one @, no spaces or commas, and a dot

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from acton_pipelines.sandbox import SeedSummary, churn_sandbox
 from acton_pipelines.warehouse.engine import warehouse_engine
+from crm_sandbox import SeedSummary, churn_sandbox
 from tests.conftest import ActonHome, make_home, run_full_sync, run_incremental_sync
 from tests.test_incremental_sync import (
     DERIVED_TABLES,

@@ -13,14 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from acton_pipelines.partitions import incremental_tags
-from acton_pipelines.resources.salesforce import SalesforceResource
-from acton_pipelines.sandbox import SandboxServer, SeedSummary, churn_sandbox
-from acton_pipelines.sandbox.replication import INVALID_REPLICATION_DATE, LATE_EARLIEST_DATE
-from acton_pipelines.sandbox.store import to_storage_datetime
+from acton_pipelines.crm.resource import SalesforceResource
+from acton_pipelines.runs.partitions import incremental_tags
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.schema import ensure_table
 from acton_pipelines.warehouse.tables import opt_outs
+from crm_sandbox import SandboxServer, SeedSummary, churn_sandbox
+from crm_sandbox.replication import INVALID_REPLICATION_DATE, LATE_EARLIEST_DATE
+from crm_sandbox.store import to_storage_datetime
 from tests.conftest import (
     ActonHome,
     home_definitions,

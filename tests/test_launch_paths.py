@@ -22,8 +22,7 @@ from dagster import DagsterInstance
 from sqlalchemy import select, text
 
 from acton_pipelines.cli.main import cli
-from acton_pipelines.crm.run_window import DEFAULT_LOOKBACK
-from acton_pipelines.partitions import (
+from acton_pipelines.runs.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     SINCE_LAST_SYNC,
@@ -32,10 +31,11 @@ from acton_pipelines.partitions import (
     incremental_tags,
     sync_partitions,
 )
-from acton_pipelines.sandbox import churn_sandbox
-from acton_pipelines.sandbox.store import to_storage_datetime
+from acton_pipelines.runs.run_window import DEFAULT_LOOKBACK
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.tables import sync_runs
+from crm_sandbox import churn_sandbox
+from crm_sandbox.store import to_storage_datetime
 from tests.conftest import ActonHome, home_definitions, run_sync
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 
-from acton_pipelines.sandbox import SeedSummary
 from acton_pipelines.warehouse.engine import warehouse_engine
+from crm_sandbox import SeedSummary
 from tests.conftest import make_home, run_full_sync
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "mapping_config"

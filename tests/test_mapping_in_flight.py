@@ -19,9 +19,9 @@ from pathlib import Path
 from dagster import DagsterInstance
 from sqlalchemy import inspect, select
 
-from acton_pipelines.resources.mapping import MAPPING_VERSION_TAG, MappingVersion
 from acton_pipelines.settings import REPO_ROOT
 from acton_pipelines.warehouse.engine import warehouse_engine
+from acton_pipelines.warehouse.run_mappings import MAPPING_VERSION_TAG, MappingVersion
 from acton_pipelines.warehouse.tables import run_mappings, sync_runs
 from tests.conftest import ActonHome, run_sync
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from acton_pipelines import settings
-from acton_pipelines.resources.salesforce import SalesforceResource
+from acton_pipelines.crm.resource import SalesforceResource
 from tests.conftest import ActonHome, home_resources, run_incremental_sync, run_sync
 from tests.push.helpers import crm, rows
 

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 from acton_pipelines.crm.client import CrmClient
-from acton_pipelines.resources.salesforce import crm_resource_from_env
+from acton_pipelines.crm.resource import crm_resource_from_env
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from acton_pipelines.step_failures import USER_ERRORS
+from acton_pipelines.runs.step_failures import USER_ERRORS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

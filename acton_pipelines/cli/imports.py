@@ -10,8 +10,8 @@ import click
 from sqlalchemy import Engine, select
 
 from acton_pipelines import settings
-from acton_pipelines.build.imports import APPLIED, REJECTED
 from acton_pipelines.cli.job_runs import run_or_exit
+from acton_pipelines.imports.build import APPLIED, REJECTED
 from acton_pipelines.imports.files import REJECTED_DIR, find_moved, problem_line
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.tables import acton_import_files, acton_import_rejects

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from acton_pipelines.local_run import run_job
+from acton_pipelines.cli.local_run import run_job
 
 
 def run_or_exit(

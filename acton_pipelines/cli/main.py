@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import click
 
-from acton_pipelines.cli.demo import demo, summary, ui
+from acton_pipelines.cli.demo import demo
 from acton_pipelines.cli.imports import imports
 from acton_pipelines.cli.mapping import mapping
 from acton_pipelines.cli.push import push
 from acton_pipelines.cli.sample import sample
 from acton_pipelines.cli.sandbox import sandbox
 from acton_pipelines.cli.status import status
+from acton_pipelines.cli.summary import summary
 from acton_pipelines.cli.sync import sync
+from acton_pipelines.cli.ui import ui
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

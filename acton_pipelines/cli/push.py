@@ -9,13 +9,13 @@ import click
 from simple_salesforce.exceptions import SalesforceError
 
 from acton_pipelines import settings
-from acton_pipelines.build.push import PushPlan, contact_id_field, plan_push, planned_redirects
 from acton_pipelines.cli.crm_connection import connected_crm
 from acton_pipelines.cli.errors import friendly_errors
 from acton_pipelines.cli.job_runs import run_or_exit
 from acton_pipelines.crm.client import CrmUnavailable
 from acton_pipelines.crm.objects import LEAD
 from acton_pipelines.mapping import load_mapping
+from acton_pipelines.push.build import PushPlan, contact_id_field, plan_push, planned_redirects
 from acton_pipelines.push.plan import PlannedWrite
 from acton_pipelines.warehouse.engine import warehouse_engine
 

@@ -10,8 +10,8 @@ from acton_pipelines.cli.crm_connection import connected_crm
 from acton_pipelines.cli.errors import friendly_errors
 from acton_pipelines.crm.extract import build_soql, field_types, page_frame
 from acton_pipelines.crm.objects import CRM_OBJECTS, CrmObject
-from acton_pipelines.crm.window import FULL_SYNC
 from acton_pipelines.mapping import load_mapping
+from acton_pipelines.runs.window import FULL_SYNC
 
 MAPPED = ("Lead", "Contact")
 

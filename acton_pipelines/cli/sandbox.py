@@ -8,7 +8,7 @@ import click
 
 from acton_pipelines.cli.sandbox_churn import churn
 from acton_pipelines.crm.sandbox_connection import sandbox_paths
-from acton_pipelines.sandbox import SandboxServer, seed_sandbox
+from crm_sandbox import SandboxServer, seed_sandbox
 
 
 @click.group()

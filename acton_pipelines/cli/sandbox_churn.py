@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from acton_pipelines.crm.sandbox_connection import sandbox_paths
-from acton_pipelines.sandbox import churn_sandbox
-from acton_pipelines.sandbox.churn import DEFAULT_RETENTION_DAYS
+from crm_sandbox import DEFAULT_RETENTION_DAYS, churn_sandbox
 
 
 @click.command()

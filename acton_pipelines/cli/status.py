@@ -1,6 +1,6 @@
 """``acton status``: one screen that says whether the pipeline is healthy, and what to do if not.
 
-The facts are gathered by ``acton_pipelines.status``; this module only renders them
+The facts are gathered by ``acton_pipelines.cli.status_facts``; this module only renders them
 (``render_status`` is a pure function of the report) and sets the exit status: 0 when nothing
 needs attention, 1 otherwise, so monitoring can run ``acton status`` (or ``acton status
 --json``) and alert on the exit status.
@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 
 import click
 
-from acton_pipelines.crm.deletion_log import DELETION_LOG_DAYS
-from acton_pipelines.status import (
+from acton_pipelines.cli.status_facts import (
     DAEMON_ALIVE,
     SYNC_OBJECTS,
     Automation,
@@ -23,6 +22,7 @@ from acton_pipelines.status import (
     failures_by_job,
     gather_status,
 )
+from acton_pipelines.crm.deletion_log import DELETION_LOG_DAYS
 
 # Lines are cut to this width (causes and skip reasons can be long); the attention block is not.
 WIDTH = 100

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import click
 
-from acton_pipelines.cli.demo import print_summary
 from acton_pipelines.cli.job_runs import run_or_exit
-from acton_pipelines.partitions import (
+from acton_pipelines.cli.summary import print_summary
+from acton_pipelines.runs.partitions import (
     ALLOW_MASS_DELETE_TAG,
     full_sync_tags,
     incremental_tags,

@@ -40,12 +40,14 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from acton_pipelines.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
 
 
-class CrmUnavailable(RuntimeError):
+class CrmUnavailable(UserError, RuntimeError):
     """The CRM could not be reached or refused us; the message says what to check."""
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 from simple_salesforce import format_soql
 
 from acton_pipelines.crm.objects import CrmObject
-from acton_pipelines.crm.window import SyncWindow
+from acton_pipelines.runs.window import SyncWindow
 from acton_pipelines.warehouse.tables import crm_column_name
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?$")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from acton_pipelines.errors import UserError
+
 # More than this share of an object's rows is a mass deletion (ACTON_MAX_DELETE_FRACTION).
 DEFAULT_MAX_DELETE_FRACTION = 0.2
 # Deleting this many rows or fewer never counts as a mass deletion (a small org losing 3 of
@@ -29,7 +31,7 @@ HOW_TO_CONFIRM = (
 )
 
 
-class MassDeleteRefused(RuntimeError):
+class MassDeleteRefused(UserError, RuntimeError):
     """A sync would delete more than the guard allows; nothing was deleted."""
 
 

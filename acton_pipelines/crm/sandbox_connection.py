@@ -12,7 +12,7 @@ from simple_salesforce import Salesforce
 
 from acton_pipelines import settings
 from acton_pipelines.crm.client import CrmUnavailable
-from acton_pipelines.sandbox import (
+from crm_sandbox import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     SANDBOX_PASSWORD,

@@ -20,8 +20,8 @@ from acton_pipelines.crm.mass_delete import (
     max_delete_fraction,
 )
 from acton_pipelines.crm.objects import CrmObject
-from acton_pipelines.crm.run_window import lookback
-from acton_pipelines.crm.window import FULL_SYNC, SyncWindow
+from acton_pipelines.runs.run_window import lookback
+from acton_pipelines.runs.window import FULL_SYNC, SyncWindow
 from acton_pipelines.warehouse.schema import ensure_table
 from acton_pipelines.warehouse.staged_load import StagedLoad, upsert_records
 from acton_pipelines.warehouse.sync_runs import (

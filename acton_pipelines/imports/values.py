@@ -1,6 +1,6 @@
 """Field values from import files, converted and checked by the mapping's data types.
 
-The conversion is :func:`acton_pipelines.contact_values.conform_contacts`, the one the CRM sync
+The conversion is :func:`acton_pipelines.contacts.values.conform_contacts`, the one the CRM sync
 uses, run on a frame with one row per file line: a value the sync would quarantine is a
 problem on its line here.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from acton_pipelines.contact_values import KEY_COLUMNS, conform_contacts
+from acton_pipelines.contacts.values import KEY_COLUMNS, conform_contacts
 from acton_pipelines.imports.problems import ImportProblem
 from acton_pipelines.mapping.models import DataType, FieldMapping, Mapping
 

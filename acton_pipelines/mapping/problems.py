@@ -10,6 +10,8 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from acton_pipelines.errors import UserError
+
 
 @dataclass(frozen=True)
 class MappingProblem:
@@ -38,7 +40,7 @@ class MappingProblem:
         )
 
 
-class MappingError(Exception):
+class MappingError(UserError):
     """The mapping cannot be used; ``problems`` lists every reason, ``str()`` one per line."""
 
     def __init__(self, problems: Sequence[MappingProblem], source: str = "") -> None:

@@ -4,7 +4,7 @@ New Leads are Collections upserts on an external-ID field, so a repeated create 
 it made instead of making another.
 
 Every function here sends one batch and returns its answer; what is logged and recorded
-around each batch is :mod:`acton_pipelines.build.push`'s to do.
+around each batch is :mod:`acton_pipelines.push.build`'s to do.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ from sqlalchemy import Engine
 
 from acton_pipelines.crm.deletion_log import DELETION_LOG_DAYS
 from acton_pipelines.jobs import full_sync_job
-from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.schedules.full_sync_request import full_sync_request
 from acton_pipelines.schedules.sync_history import FullSyncDue, full_sync_due
+from acton_pipelines.warehouse.resource import WarehouseResource
 from acton_pipelines.warehouse.sync_runs import utc_now
 
 

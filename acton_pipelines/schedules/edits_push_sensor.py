@@ -4,7 +4,7 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 from sqlalchemy import func, inspect, select
 
 from acton_pipelines.jobs import crm_push_job
-from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.warehouse.resource import WarehouseResource
 from acton_pipelines.warehouse.tables import acton_field_edits, crm_create_requests
 
 

@@ -3,7 +3,7 @@
 from dagster import RunRequest
 
 from acton_pipelines.jobs import full_sync_job
-from acton_pipelines.partitions import full_sync_tags
+from acton_pipelines.runs.partitions import full_sync_tags
 
 # A short label on the run (Runs page filter): which rule asked for the full sync. The sentence
 # explaining it goes to the sensor's log, since run tags are meant to be short labels.

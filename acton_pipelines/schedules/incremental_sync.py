@@ -14,9 +14,9 @@ from dagster import (
 from sqlalchemy import Engine
 
 from acton_pipelines.jobs import incremental_sync_job
-from acton_pipelines.partitions import incremental_tags, sync_partitions
-from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.runs.partitions import incremental_tags, sync_partitions
 from acton_pipelines.schedules.sync_history import FullSyncDue, full_sync_due, synced_since
+from acton_pipelines.warehouse.resource import WarehouseResource
 
 DEFAULT_INCREMENTAL_CRON = "0 * * * *"
 

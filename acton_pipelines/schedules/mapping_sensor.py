@@ -9,8 +9,8 @@ from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, 
 from acton_pipelines.jobs import full_sync_job
 from acton_pipelines.mapping import MappingError
 from acton_pipelines.mapping.models import FieldMapping, Mapping
-from acton_pipelines.resources.mapping import MappingResource
 from acton_pipelines.schedules.full_sync_request import full_sync_request
+from acton_pipelines.warehouse.run_mappings import MappingResource
 
 # How many problems of a mapping that fails to load the skip reason shows.
 SHOWN_PROBLEMS = 3

@@ -1,6 +1,6 @@
 """Every failed run, once: a ``run_failures`` row and, if configured, a webhook alert.
 
-The sensor turns a failed run into one line (``acton_pipelines.run_failures``), records it in
+The sensor turns a failed run into one line (``acton_pipelines.runs.run_failures``), records it in
 the warehouse table ``run_failures`` (upsert by run id, so re-evaluating a run is harmless) and,
 when ``ACTON_ALERT_WEBHOOK_URL`` is set, POSTs a small JSON document to it. A webhook that
 fails is recorded in ``run_failures.alert_error`` and logged; it never fails the sensor.
@@ -27,9 +27,9 @@ from dagster import (
 )
 from sqlalchemy import Engine, select, update
 
-from acton_pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG
-from acton_pipelines.resources.warehouse import WarehouseResource
-from acton_pipelines.run_failures import failure_causes, run_failed_at, run_failure_summary
+from acton_pipelines.runs.partitions import RANGE_END_TAG, RANGE_START_TAG
+from acton_pipelines.runs.run_failures import failure_causes, run_failed_at, run_failure_summary
+from acton_pipelines.warehouse.resource import WarehouseResource
 from acton_pipelines.warehouse.schema import ensure_table
 from acton_pipelines.warehouse.staged_load import dialect_insert
 from acton_pipelines.warehouse.sync_runs import utc_now

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, inspect, select, update
 
-from acton_pipelines.run_failures import one_line as text_one_line
+from acton_pipelines.errors import one_line as text_one_line
 from acton_pipelines.warehouse.staged_load import insert_row, upsert_records
 from acton_pipelines.warehouse.tables import sync_runs, sync_sequence
 

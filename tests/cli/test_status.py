@@ -14,7 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from acton_pipelines.cli.main import cli
 from acton_pipelines.cli.status import WIDTH, render_status
-from acton_pipelines.status import (
+from acton_pipelines.cli.status_facts import (
     SYNC_OBJECTS,
     Attention,
     Automation,

@@ -12,9 +12,9 @@ from pathlib import Path
 from dagster import DagsterEventType, DagsterInstance
 from sqlalchemy import select
 
-from acton_pipelines.sandbox import SandboxServer
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.tables import sync_runs
+from crm_sandbox import SandboxServer
 from tests.conftest import ActonHome
 
 

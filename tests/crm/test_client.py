@@ -26,7 +26,7 @@ from acton_pipelines.crm.client import (
     is_transient,
 )
 from acton_pipelines.crm.sandbox_connection import sandbox_login
-from acton_pipelines.sandbox import SandboxServer, SeedSummary
+from crm_sandbox import SandboxServer, SeedSummary
 
 # Generous total, millisecond waits: only a fault that never ends exhausts it.
 FAST = RetryPolicy(give_up_after_seconds=60, initial_wait_seconds=0.001, max_wait_seconds=0.005)

@@ -22,10 +22,10 @@ from acton_pipelines.crm.client import CrmClient, RetryPolicy
 from acton_pipelines.crm.deletion_log import deletion_log_gap
 from acton_pipelines.crm.objects import LEAD
 from acton_pipelines.crm.sandbox_connection import sandbox_login
-from acton_pipelines.resources.warehouse import WarehouseResource
-from acton_pipelines.sandbox import SandboxServer, SeedSummary, churn_sandbox
-from acton_pipelines.sandbox.replication import INVALID_REPLICATION_DATE, LATE_EARLIEST_DATE
+from acton_pipelines.warehouse.resource import WarehouseResource
 from acton_pipelines.warehouse.sync_runs import SyncRun
+from crm_sandbox import SandboxServer, SeedSummary, churn_sandbox
+from crm_sandbox.replication import INVALID_REPLICATION_DATE, LATE_EARLIEST_DATE
 
 # Days after the small CRM's seed, so that its own deletions are all weeks old.
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -9,12 +9,12 @@ import sqlite3
 from dagster import DagsterInstance, Definitions
 from sqlalchemy import text
 
+from acton_pipelines.crm.resource import SalesforceResource
 from acton_pipelines.definitions import defs as project_defs
 from acton_pipelines.jobs import full_sync_job
-from acton_pipelines.partitions import full_sync_tags
-from acton_pipelines.resources.salesforce import SalesforceResource
-from acton_pipelines.sandbox import SandboxServer
+from acton_pipelines.runs.partitions import full_sync_tags
 from acton_pipelines.warehouse.engine import warehouse_engine
+from crm_sandbox import SandboxServer
 from tests.conftest import ActonHome, home_resources
 
 MIRRORS = {

@@ -12,16 +12,16 @@ import pytest
 from dagster import ExecuteInProcessResult
 from sqlalchemy import Engine, text
 
+from acton_pipelines.crm.resource import SalesforceResource
 from acton_pipelines.crm.sync import AUDIT_COLUMNS
-from acton_pipelines.partitions import incremental_tags
-from acton_pipelines.resources.salesforce import SalesforceResource
-from acton_pipelines.sandbox import SeedSummary
-from acton_pipelines.sandbox.store import from_storage_datetime
+from acton_pipelines.runs.partitions import incremental_tags
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.staged_load import StagedLoad
 from acton_pipelines.warehouse.tables import crm_table
+from crm_sandbox import SeedSummary
+from crm_sandbox.store import from_storage_datetime
 from tests.conftest import ActonHome, make_home, run_full_sync, run_sync
-from tests.sandbox.sqlite_reads import fetch_ids, fetch_record
+from tests.crm_sandbox.sqlite_reads import fetch_ids, fetch_record
 
 CRM_TABLES = ("crm_leads", "crm_contacts", "crm_accounts", "crm_users", "crm_opportunities")
 NEW_TITLE = "Chief Echo Officer"

@@ -9,8 +9,8 @@ import pytest
 
 from acton_pipelines.crm.extract import build_soql, field_types, page_frame
 from acton_pipelines.crm.objects import ACCOUNT, CONTACT, LEAD, USER, fields_to_read
-from acton_pipelines.crm.window import FULL_SYNC, SyncWindow
 from acton_pipelines.mapping.models import DataType, FieldMapping, Mapping, ScoreSheet
+from acton_pipelines.runs.window import FULL_SYNC, SyncWindow
 
 
 def test_full_sync_reads_without_a_where_clause() -> None:

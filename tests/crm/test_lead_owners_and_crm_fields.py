@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
-from acton_pipelines.sandbox import SeedSummary
-from acton_pipelines.sandbox import objects as sandbox_objects
 from acton_pipelines.warehouse.engine import warehouse_engine
+from crm_sandbox import SeedSummary
+from crm_sandbox import objects as sandbox_objects
 from tests.conftest import ActonHome, fresh_postgres_database, make_home, run_full_sync
-from tests.sandbox.sqlite_reads import fetch_all
+from tests.crm_sandbox.sqlite_reads import fetch_all
 
 MIRRORED = {
     "Lead": sandbox_objects.LEAD,

@@ -22,13 +22,13 @@ from sqlalchemy import text
 
 from acton_pipelines.crm.objects import LEAD
 from acton_pipelines.crm.sync import fields_gap
-from acton_pipelines.partitions import incremental_tags
-from acton_pipelines.sandbox import SeedSummary
-from acton_pipelines.sandbox.store import to_storage_datetime
+from acton_pipelines.runs.partitions import incremental_tags
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.sync_runs import SyncRun
+from crm_sandbox import SeedSummary
+from crm_sandbox.store import to_storage_datetime
 from tests.conftest import ActonHome, make_home, run_full_sync, run_sync
-from tests.sandbox.sqlite_reads import fetch_all, fetch_ids
+from tests.crm_sandbox.sqlite_reads import fetch_all, fetch_ids
 from tests.test_mapping_gains_a_field import NEW_FIELD, REPO_CONFIG
 
 CRM_TABLES = ("crm_leads", "crm_contacts", "crm_accounts", "crm_users", "crm_opportunities")

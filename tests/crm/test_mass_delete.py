@@ -19,9 +19,9 @@ from acton_pipelines.crm.mass_delete import (
     mass_delete_problem,
     max_delete_fraction,
 )
-from acton_pipelines.partitions import ALLOW_MASS_DELETE_TAG, full_sync_tags
-from acton_pipelines.sandbox import churn_sandbox
+from acton_pipelines.runs.partitions import ALLOW_MASS_DELETE_TAG, full_sync_tags
 from acton_pipelines.warehouse.engine import warehouse_engine
+from crm_sandbox import churn_sandbox
 from tests.conftest import ActonHome, run_full_sync, run_sync
 
 

@@ -24,8 +24,8 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from sqlalchemy import URL, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from acton_pipelines.local_run import local_dagster_home
-from acton_pipelines.partitions import sync_partitions
+from acton_pipelines.cli.local_run import local_dagster_home
+from acton_pipelines.runs.partitions import sync_partitions
 from acton_pipelines.schedules.full_sync import full_sync_schedule
 from acton_pipelines.settings import REPO_ROOT
 from tests.conftest import ActonHome, run_full_sync

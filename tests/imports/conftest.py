@@ -14,11 +14,11 @@ from dagster import DagsterInstance, materialize
 from sqlalchemy import text
 
 from acton_pipelines import settings
-from acton_pipelines.assets.acton_imports import acton_imports
-from acton_pipelines.resources.mapping import MappingResource
-from acton_pipelines.resources.warehouse import WarehouseResource
-from acton_pipelines.sandbox import SeedSummary
+from acton_pipelines.imports.assets import acton_imports
 from acton_pipelines.warehouse.engine import warehouse_engine
+from acton_pipelines.warehouse.resource import WarehouseResource
+from acton_pipelines.warehouse.run_mappings import MappingResource
+from crm_sandbox import SeedSummary
 from tests.conftest import ActonHome, make_home, run_full_sync
 
 

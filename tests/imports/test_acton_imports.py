@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from acton_pipelines.mapping.models import DEFAULT_SEGMENTS
-from acton_pipelines.sandbox import SeedSummary
+from crm_sandbox import SeedSummary
 from tests.conftest import make_home, run_full_sync
 from tests.imports.conftest import ImportHome, csv_text, materialize_imports, utc
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from acton_pipelines import settings
-from acton_pipelines.build import imports as build
-from acton_pipelines.build.imports import ImportSummary, build_imports
+from acton_pipelines.imports import build
+from acton_pipelines.imports.build import ImportSummary, build_imports
 from acton_pipelines.imports.files import (
     find_moved,
     move_to_processed,

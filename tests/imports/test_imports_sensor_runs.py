@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dagster import DagsterInstance
 
-from acton_pipelines.sandbox import SeedSummary
+from crm_sandbox import SeedSummary
 from tests.conftest import ActonHome, home_definitions
 from tests.imports.conftest import ImportHome, csv_text
 from tests.launch import execute_request, instigator_job, sensor_tick

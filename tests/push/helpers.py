@@ -13,14 +13,14 @@ from typing import Any
 
 from sqlalchemy import insert, text
 
-from acton_pipelines.build.push import PushResult, push_to_crm
 from acton_pipelines.crm.client import CrmClient
 from acton_pipelines.crm.mirror_values import mirror_field_values
+from acton_pipelines.crm.resource import SalesforceResource
 from acton_pipelines.mapping import load_mapping
-from acton_pipelines.resources.salesforce import SalesforceResource
-from acton_pipelines.sandbox import SandboxServer
+from acton_pipelines.push.build import PushResult, push_to_crm
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.tables import acton_field_edits
+from crm_sandbox import SandboxServer
 from tests.conftest import ActonHome
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "mapping_config"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from acton_pipelines.build.push import plan_push
 from acton_pipelines.cli.main import cli
 from acton_pipelines.crm.mirror_values import comparable_text
-from acton_pipelines.sandbox import SeedSummary, churn_sandbox, seed_sandbox
+from acton_pipelines.push.build import plan_push
 from acton_pipelines.warehouse.engine import warehouse_engine
+from crm_sandbox import SeedSummary, churn_sandbox, seed_sandbox
 from tests.conftest import SEED_NOW, make_home, run_full_sync, run_sync
 from tests.push.helpers import MAPPING, crm, rows
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from acton_pipelines.sandbox import SeedSummary
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.schema import prepare_warehouse
 from acton_pipelines.warehouse.tables import acton_contacts_table, crm_create_requests
+from crm_sandbox import SeedSummary
 from tests.conftest import ActonHome, make_home
 from tests.push.helpers import MAPPING, crm, push_with, rows, sandbox_client
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from acton_pipelines.build.push import plan_push
 from acton_pipelines.crm.mirror_values import comparable_text
+from acton_pipelines.push.build import plan_push
 from acton_pipelines.push.collections import update_batches
 from acton_pipelines.push.plan import PlannedWrite
-from acton_pipelines.sandbox import SeedSummary
 from acton_pipelines.warehouse.engine import warehouse_engine
+from crm_sandbox import SeedSummary
 from tests.conftest import ActonHome, make_home, run_full_sync
 from tests.push.helpers import MAPPING, crm, push_with, rows, sandbox_client
 

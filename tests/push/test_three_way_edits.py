@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from acton_pipelines.sandbox import SeedSummary
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.tables import acton_field_edits
+from crm_sandbox import SeedSummary
 from tests.conftest import ActonHome, make_home, run_full_sync, run_sync
 from tests.push.helpers import crm, record_edit, rows
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from acton_pipelines.resources.warehouse import WarehouseResource
 from acton_pipelines.settings import REPO_ROOT
+from acton_pipelines.warehouse.resource import WarehouseResource
 from acton_pipelines.warehouse.sync_runs import SyncRun
 
 RecordSync = Callable[..., None]

@@ -11,8 +11,8 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.test_utils import freeze_time
 from sqlalchemy import select
 
-from acton_pipelines.local_run import local_dagster_home, run_job
-from acton_pipelines.partitions import full_sync_tags
+from acton_pipelines.cli.local_run import local_dagster_home, run_job
+from acton_pipelines.runs.partitions import full_sync_tags
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.tables import run_failures
 from tests.conftest import ActonHome

@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import RunRequest, SkipReason, build_sensor_context
 
-from acton_pipelines.partitions import RANGE_START_TAG, SYNC_MODE_TAG, sync_partitions
-from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.runs.partitions import RANGE_START_TAG, SYNC_MODE_TAG, sync_partitions
 from acton_pipelines.schedules import deletion_log_sensor as module
 from acton_pipelines.schedules.deletion_log_sensor import (
     deletion_log_evaluation,
@@ -18,6 +17,7 @@ from acton_pipelines.schedules.deletion_log_sensor import (
 )
 from acton_pipelines.schedules.full_sync_request import FULL_SYNC_REASON_TAG
 from acton_pipelines.schedules.sync_history import CRM_TABLES, DELETION_LOG_TABLES
+from acton_pipelines.warehouse.resource import WarehouseResource
 
 RecordSync = Callable[..., None]
 

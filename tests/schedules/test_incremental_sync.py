@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 import pytest
 from dagster import RunRequest, SkipReason, build_schedule_context
 
-from acton_pipelines.partitions import RANGE_END_TAG, RANGE_START_TAG, SYNC_MODE_TAG
-from acton_pipelines.resources.warehouse import WarehouseResource
+from acton_pipelines.runs.partitions import RANGE_END_TAG, RANGE_START_TAG, SYNC_MODE_TAG
 from acton_pipelines.schedules.incremental_sync import (
     DEFAULT_INCREMENTAL_CRON,
     incremental_cron,
     incremental_sync_schedule,
 )
 from acton_pipelines.schedules.sync_history import CRM_TABLES
+from acton_pipelines.warehouse.resource import WarehouseResource
 
 RecordSync = Callable[..., None]
 

@@ -10,10 +10,10 @@ from dagster import RunRequest, SensorResult, SkipReason, build_sensor_context
 
 from acton_pipelines.mapping import load_mapping
 from acton_pipelines.mapping.models import DataType, FieldMapping
-from acton_pipelines.partitions import RANGE_START_TAG, SYNC_MODE_TAG, sync_partitions
-from acton_pipelines.resources.mapping import MappingResource
+from acton_pipelines.runs.partitions import RANGE_START_TAG, SYNC_MODE_TAG, sync_partitions
 from acton_pipelines.schedules.full_sync_request import FULL_SYNC_REASON_TAG
 from acton_pipelines.schedules.mapping_sensor import mapping_change_sensor, mapping_fingerprint
+from acton_pipelines.warehouse.run_mappings import MappingResource
 
 NEW_FIELD = """
   - destination: Region

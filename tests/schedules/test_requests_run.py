@@ -19,7 +19,7 @@ from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunReq
 from sqlalchemy import text
 
 from acton_pipelines import settings
-from acton_pipelines.partitions import (
+from acton_pipelines.runs.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     SINCE_LAST_SYNC,
@@ -27,11 +27,11 @@ from acton_pipelines.partitions import (
     WINDOW_TAG,
     sync_partitions,
 )
-from acton_pipelines.sandbox import ChurnSummary, churn_sandbox
-from acton_pipelines.sandbox.store import to_storage_datetime
 from acton_pipelines.schedules.full_sync_request import FULL_SYNC_REASON_TAG
 from acton_pipelines.schedules.sync_history import CRM_TABLES
 from acton_pipelines.warehouse.engine import warehouse_engine
+from crm_sandbox import ChurnSummary, churn_sandbox
+from crm_sandbox.store import to_storage_datetime
 from tests.conftest import ActonHome, home_definitions, run_full_sync
 from tests.launch import execute_request, instigator_job, schedule_tick, sensor_tick
 

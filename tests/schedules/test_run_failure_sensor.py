@@ -28,13 +28,10 @@ from dagster import (
 )
 from sqlalchemy import select
 
-from acton_pipelines.partitions import full_sync_tags
-from acton_pipelines.resources.warehouse import WarehouseResource
-from acton_pipelines.run_failures import (
-    MAX_CAUSE_CHARS,
+from acton_pipelines.runs.partitions import full_sync_tags
+from acton_pipelines.runs.run_failures import (
     StepCause,
     failure_causes,
-    one_line,
     run_failure_summary,
     step_failure_cause,
 )
@@ -45,6 +42,7 @@ from acton_pipelines.schedules.run_failure_sensor import (
     run_failure_alerts,
     webhook_origin,
 )
+from acton_pipelines.warehouse.resource import WarehouseResource
 from acton_pipelines.warehouse.tables import run_failures
 from tests.conftest import ActonHome, run_sync
 
@@ -440,20 +438,6 @@ def test_a_failure_without_description_falls_back_to_its_error() -> None:
     # A run that did not fail has no causes.
     ok = DagsterInstance.ephemeral()
     assert failure_causes(ok, "no-such-run") == []
-
-
-def test_one_line_keeps_the_first_line_masks_passwords_and_stays_short() -> None:
-    assert one_line("\n  first  \n\nsecond\nthird\n") == "first (+2 more lines)"
-    assert one_line("only") == "only"
-    # A heading that announces a list keeps the list's first entry.
-    assert one_line("The mapping has 2 problems:\n a: bad\n b: worse") == (
-        "The mapping has 2 problems: a: bad (+1 more line)"
-    )
-    assert one_line("could not connect to postgresql://acton:hunter2@db:5432/wh") == (
-        "could not connect to postgresql://acton:***@db:5432/wh"
-    )
-    long = one_line("x" * 1000)
-    assert len(long) == MAX_CAUSE_CHARS and long.endswith("…")
 
 
 def test_the_run_summary_groups_steps_by_cause() -> None:

@@ -1,1 +1,0 @@
-"""Building the Act-On tables in the warehouse from the CRM mirror, chunk by chunk."""

@@ -1,1 +1,0 @@
-"""Dagster resources: the CRM and the warehouse."""

@@ -1,0 +1,349 @@
+"""Deterministic, realistically dirty demo data for the sandbox CRM.
+
+The same ``seed`` and ``now`` always produce a byte-identical SQLite file: every random choice
+comes from one ``random.Random(seed)`` (plus Faker instances seeded from it) in a fixed order,
+and nothing reads the clock except the ``now`` default. The records themselves come from
+:mod:`crm_sandbox.generators`, shared with the churn.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from crm_sandbox import deletion_log, store
+from crm_sandbox.generators import SIMPLE_EMAIL, RecordGenerator, ascii_slug, iso_date
+from crm_sandbox.ids import make_id
+from crm_sandbox.objects import (
+    ACCOUNT,
+    CLOSED_WON,
+    CONTACT,
+    CONVERTED_STATUS,
+    GROUP,
+    LEAD,
+    OPPORTUNITY,
+    USER,
+    ObjectDef,
+)
+
+# Target shares of the dirt decided here rather than per record (see generators for the rest).
+SHARED_EMAIL_RATE = 0.01  # of Leads: same email as an existing Contact
+CONVERTED_LEAD_RATE = 0.08
+USER_COUNT = 20
+INACTIVE_USER_COUNT = 2
+_USER_TITLES = ("Sales Representative", "Account Executive", "SDR", "Sales Manager")
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """What :func:`seed_sandbox` wrote: records per object and counts of each kind of dirt.
+
+    ``shared_emails`` counts unconverted Leads carrying the email of an existing Contact
+    (converted Leads share their Contact's email as a matter of course and are not counted).
+    ``malformed_emails``, ``missing_emails`` and ``opted_out`` cover Leads and Contacts.
+    """
+
+    db_path: Path
+    seed: int
+    now: datetime
+    counts: dict[str, int]
+    malformed_emails: int
+    missing_emails: int
+    shared_emails: int
+    converted_leads: int
+    contacts_without_account: int
+    non_ascii_names: int
+    opted_out: int
+    soft_deleted: dict[str, int]
+    queue_owned_leads: int
+    inactive_users: int
+    accounts_by_type: dict[str, int]
+    accounts_with_closed_won: int
+    prospects_with_closed_won: int
+    contacts_with_renewal_date: int
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{name} {count:,}" for name, count in self.counts.items())
+        deleted = ", ".join(f"{name} {count}" for name, count in self.soft_deleted.items())
+        return "\n".join(
+            [
+                f"Seeded {self.db_path} (seed {self.seed}, now {self.now:%Y-%m-%d %H:%M} UTC)",
+                f"  records: {counts}",
+                f"  emails: {self.malformed_emails} malformed, {self.missing_emails} missing, "
+                f"{self.shared_emails} shared by a Lead and a Contact",
+                f"  leads: {self.converted_leads} converted, {self.queue_owned_leads} queue-owned",
+                f"  contacts: {self.contacts_without_account} without account, "
+                f"{self.contacts_with_renewal_date} with a renewal date",
+                f"  {self.non_ascii_names} non-ASCII names, {self.opted_out} opted out of email, "
+                f"{self.inactive_users} inactive users",
+                f"  accounts: {self.prospects_with_closed_won} prospects with Closed Won "
+                f"opportunities (of {self.accounts_with_closed_won} accounts with any)",
+                f"  soft-deleted: {deleted or 'none'}",
+            ]
+        )
+
+
+class _SeedBuilder:
+    """Generates every record of the org in a fixed order from one random stream."""
+
+    def __init__(self, seed: int, now: datetime) -> None:
+        self.rng = random.Random(seed)
+        self.now = now
+        self.gen = RecordGenerator(self.rng, seed, now, backdate=True)
+        self.fakers = self.gen.fakers
+        self.tally = self.gen.tally
+
+    def _audit(self, max_age_days: float) -> dict[str, str]:
+        return self.gen.audit(max_age_days)
+
+    # --- objects ---------------------------------------------------------------------------
+
+    def users(self) -> list[dict[str, Any]]:
+        rows = []
+        faker = self.fakers["en_US"]
+        for serial in range(1, USER_COUNT + 1):
+            first, last = faker.first_name(), faker.last_name()
+            login = f"{ascii_slug(f'{first} {last}')}@acme-sandbox.example.com"
+            rows.append(
+                {
+                    "Id": make_id(USER.key_prefix, serial),
+                    "Username": login,
+                    "FirstName": first,
+                    "LastName": last,
+                    "Name": f"{first} {last}",
+                    "Email": login,
+                    # The last users left the company: deactivated, never deleted.
+                    "IsActive": int(serial <= USER_COUNT - INACTIVE_USER_COUNT),
+                    "Title": self.rng.choice(_USER_TITLES),
+                    **self._audit(900),
+                }
+            )
+        return rows
+
+    def groups(self) -> list[dict[str, Any]]:
+        rows = []
+        for serial, (name, developer) in enumerate(
+            (("Inbound Leads", "Inbound_Leads"), ("Partner Leads", "Partner_Leads")), start=1
+        ):
+            rows.append(
+                {
+                    "Id": make_id(GROUP.key_prefix, serial),
+                    "Name": name,
+                    "DeveloperName": developer,
+                    "Type": "Queue",
+                    "Email": f"{developer.lower().replace('_', '-')}@acme-sandbox.example.com",
+                    **self._audit(900),
+                }
+            )
+        return rows
+
+    def accounts(self, count: int, owners: list[str]) -> list[dict[str, Any]]:
+        return [
+            self.gen.account(make_id(ACCOUNT.key_prefix, serial), owners, ACCOUNT)
+            for serial in range(1, count + 1)
+        ]
+
+    def opportunities(
+        self, count: int, accounts: list[dict[str, Any]], owners: list[str]
+    ) -> list[dict[str, Any]]:
+        rows = []
+        # Deleting an Account deletes its Opportunities and Contacts in Salesforce, so a
+        # deleted Account has no live children: they hang off live Accounts only.
+        accounts = [a for a in accounts if not a["IsDeleted"]]
+        prospects = [a for a in accounts if a["Type"] == "Prospect"]
+        for serial in range(1, count + 1):
+            # The first opportunity is a Closed Won one on a Prospect: a classic data
+            # inconsistency (the account type was never updated) that segments must handle.
+            if serial == 1 and prospects:
+                account, stage = prospects[0], CLOSED_WON
+            else:
+                account = self.rng.choice(accounts)
+                stage = self.gen.opportunity_stage()
+            record_id = make_id(OPPORTUNITY.key_prefix, serial)
+            rows.append(self.gen.opportunity(record_id, account, stage, owners, OPPORTUNITY))
+        return rows
+
+    def contacts(
+        self, count: int, accounts: list[dict[str, Any]], owners: list[str]
+    ) -> list[dict[str, Any]]:
+        accounts = [a for a in accounts if not a["IsDeleted"]]  # see opportunities()
+        customers = {a["Id"] for a in accounts if (a["Type"] or "").startswith("Customer")}
+        return [
+            self.gen.contact(
+                make_id(CONTACT.key_prefix, serial), accounts, customers, owners, CONTACT
+            )
+            for serial in range(1, count + 1)
+        ]
+
+    def leads(
+        self,
+        count: int,
+        contacts: list[dict[str, Any]],
+        opportunities: list[dict[str, Any]],
+        owners: list[str],
+        queues: list[str],
+    ) -> list[dict[str, Any]]:
+        rows = []
+        emailed = [c for c in contacts if c["Email"] and SIMPLE_EMAIL.match(c["Email"])]
+        convertible = [c for c in emailed if c["AccountId"] and not c["IsDeleted"]]
+        opps_by_account: dict[str, list[str]] = {}
+        for opp in opportunities:
+            opps_by_account.setdefault(opp["AccountId"], []).append(opp["Id"])
+        for serial in range(1, count + 1):
+            # Decide first whether this Lead reuses a Contact's identity, so that the dirt
+            # tallies only count what ends up in the file.
+            draw = self.rng.random()
+            converted_into = shared_with = None
+            if draw < CONVERTED_LEAD_RATE and convertible:
+                converted_into = self.rng.choice(convertible)
+            elif draw < CONVERTED_LEAD_RATE + SHARED_EMAIL_RATE and emailed:
+                shared_with = self.rng.choice(emailed)
+                self.tally.shared_emails += 1
+            if converted_into is not None:
+                # A converted Lead keeps the identity its Contact was created from.
+                locale, country = self.gen.locale()
+                first, last = converted_into["FirstName"], converted_into["LastName"]
+                company = self.fakers[locale].company()
+                identity = (first, last, locale, country, company, converted_into["Email"])
+            elif shared_with is not None:
+                person = self.gen.person()
+                company = self.fakers[person.locale].company()
+                identity = (
+                    person.first,
+                    person.last,
+                    person.locale,
+                    person.country,
+                    company,
+                    shared_with["Email"],
+                )
+            else:
+                identity = self.gen.new_lead_identity()
+            row = self.gen.lead(
+                make_id(LEAD.key_prefix, serial),
+                identity,
+                owners,
+                queues,
+                LEAD,
+                may_be_deleted=converted_into is None,
+            )
+            if converted_into is not None:
+                self._convert(row, converted_into, opps_by_account)
+            rows.append(row)
+        return rows
+
+    def _convert(
+        self, lead: dict[str, Any], contact: dict[str, Any], opps: dict[str, list[str]]
+    ) -> None:
+        """Mark ``lead`` converted into ``contact`` the way Lead conversion does (no delete)."""
+        self.tally.converted_leads += 1
+        created = store.from_storage_datetime(lead["CreatedDate"])
+        stamp = store.from_storage_datetime(lead["SystemModstamp"])
+        converted_at = created + (stamp - created) * self.rng.random()
+        candidates = opps.get(contact["AccountId"], [])
+        lead.update(
+            {
+                "Status": CONVERTED_STATUS,
+                "IsConverted": 1,
+                "ConvertedDate": iso_date(converted_at.date()),
+                "ConvertedContactId": contact["Id"],
+                "ConvertedAccountId": contact["AccountId"],
+                "ConvertedOpportunityId": (
+                    self.rng.choice(candidates) if candidates and self.rng.random() < 0.5 else None
+                ),
+            }
+        )
+
+
+def seed_sandbox(
+    db_path: Path,
+    *,
+    leads: int = 2000,
+    contacts: int = 1500,
+    seed: int = 42,
+    now: datetime | None = None,
+) -> SeedSummary:
+    """Write a fresh sandbox database at ``db_path`` (replacing any existing file).
+
+    Accounts number about ``contacts / 5`` and Opportunities about 1.5 per Account. The file is
+    built next to ``db_path`` and moved into place, so a running server never reads a half-seeded
+    database.
+    """
+    if leads < 0 or contacts < 0:
+        raise ValueError("record counts must not be negative")
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    builder = _SeedBuilder(seed, now)
+
+    users = builder.users()
+    groups = builder.groups()
+    active_owners = [u["Id"] for u in users if u["IsActive"]]
+    all_owners = [u["Id"] for u in users]
+    accounts = builder.accounts(max(1, contacts // 5), active_owners)
+    opportunities = builder.opportunities(round(len(accounts) * 1.5), accounts, active_owners)
+    contact_rows = builder.contacts(contacts, accounts, all_owners)
+    lead_rows = builder.leads(
+        leads, contact_rows, opportunities, all_owners, [g["Id"] for g in groups]
+    )
+
+    tables: list[tuple[ObjectDef, list[dict[str, Any]]]] = [
+        (USER, users),
+        (GROUP, groups),
+        (ACCOUNT, accounts),
+        (OPPORTUNITY, opportunities),
+        (CONTACT, contact_rows),
+        (LEAD, lead_rows),
+    ]
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = db_path.with_name(db_path.name + ".seeding")
+    tmp_path.unlink(missing_ok=True)
+    conn = sqlite3.connect(tmp_path)
+    try:
+        with conn:
+            store.create_schema(conn)
+            for obj, rows in tables:
+                store.insert_rows(conn, obj, rows)
+                store.set_meta(conn, store.serial_key(obj), str(len(rows)))
+            store.set_meta(conn, "seed", str(seed))
+            store.set_meta(conn, "seeded_at", store.to_storage_datetime(now))
+            store.set_meta(conn, store.API_USAGE_KEY, "0")
+            store.set_meta(conn, store.DELETES_REFUSED_KEY, "0")
+            # The seed's soft-deleted records were deleted when their SystemModstamp last moved.
+            deletion_log.ensure(conn)
+    finally:
+        conn.close()
+    os.replace(tmp_path, db_path)
+
+    won_accounts = {
+        o["AccountId"] for o in opportunities if o["StageName"] == CLOSED_WON and not o["IsDeleted"]
+    }
+    accounts_by_type: dict[str, int] = {}
+    for account in accounts:
+        key = account["Type"] or "(none)"
+        accounts_by_type[key] = accounts_by_type.get(key, 0) + 1
+    tally = builder.tally
+    return SeedSummary(
+        db_path=db_path,
+        seed=seed,
+        now=now,
+        counts={obj.name: len(rows) for obj, rows in tables},
+        malformed_emails=tally.malformed_emails,
+        missing_emails=tally.missing_emails,
+        shared_emails=tally.shared_emails,
+        converted_leads=tally.converted_leads,
+        contacts_without_account=tally.contacts_without_account,
+        non_ascii_names=tally.non_ascii_names,
+        opted_out=tally.opted_out,
+        soft_deleted=dict(sorted(tally.soft_deleted.items())),
+        queue_owned_leads=tally.queue_owned_leads,
+        inactive_users=sum(1 for u in users if not u["IsActive"]),
+        accounts_by_type=dict(sorted(accounts_by_type.items())),
+        accounts_with_closed_won=len(won_accounts),
+        prospects_with_closed_won=sum(
+            1 for a in accounts if a["Type"] == "Prospect" and a["Id"] in won_accounts
+        ),
+        contacts_with_renewal_date=sum(1 for c in contact_rows if c["Renewal_Date__c"]),
+    )
