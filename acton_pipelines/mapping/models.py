@@ -134,8 +134,9 @@ class Condition(_Strict):
     """A test on one field of an Act-On contact.
 
     ``field`` is a destination name (``"Job Title"``) or a built-in column (``record_type``,
-    ``account_type``, ...). For Multi-Text fields ``contains`` / ``equals`` / ``in`` test the
-    individual ``;``-separated values.
+    ``account_type``, ...). For Multi-Text fields ``contains`` / ``equals`` / ``in`` /
+    ``starts_with`` test the individual ``;``-separated values. Which operators fit which
+    data types is the one table ``conditions.OPERATORS``.
     """
 
     field: str

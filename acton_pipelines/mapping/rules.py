@@ -22,6 +22,7 @@ from acton_pipelines.mapping.models import (
     DEFAULT_SEGMENTS,
     PRIMARY_SCORE_FIELD,
     STANDARD_FIELDS,
+    Affiliation,
     DataType,
     FieldMapping,
     Mapping,
@@ -54,6 +55,7 @@ def check_mapping(mapping: Mapping) -> list[MappingProblem]:
         *_check_score_sheets(mapping.score_sheets),
         *_check_rule_fields(mapping),
         *_check_segments(mapping.segments),
+        *_check_affiliation(mapping.affiliation),
     ]
 
 
@@ -368,3 +370,20 @@ def _check_segments(segments: Sequence[SegmentRule]) -> Iterable[MappingProblem]
                 f"segment name '{segment.name}' is also used on line {other.origin[2]}; "
                 "segment names must be unique (ignoring case): rename one of them",
             )
+
+
+def _check_affiliation(affiliation: Affiliation) -> Iterable[MappingProblem]:
+    """The default segments test ``account_type`` with these values (``segments/rules.py``),
+    and the evaluator refuses blank text, so a blank one is reported here, when the mapping
+    loads, rather than when segments are built."""
+    examples = {"prospect_account_types": "Prospect", "customer_account_type_prefixes": "Customer"}
+    for key, example in examples.items():
+        for i, value in enumerate(getattr(affiliation, key)):
+            if not value.strip():
+                yield MappingProblem(
+                    SEGMENTS_FILE,
+                    "affiliation",
+                    None,
+                    f"{key}[{i}] is blank; write an account type such as '{example}', or "
+                    "remove the entry",
+                )

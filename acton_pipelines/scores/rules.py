@@ -21,7 +21,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from acton_pipelines.mapping.condition_eval import evaluate
+from acton_pipelines.mapping.conditions import evaluate
 from acton_pipelines.mapping.models import MAX_SCORE, BehaviorRule, Mapping, ScoreSheet
 
 SCORE_COLUMNS = ["contact_id", "score_sheet", "score", "computed_at"]

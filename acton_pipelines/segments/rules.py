@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from acton_pipelines.mapping.condition_eval import describe_rule, evaluate
+from acton_pipelines.mapping.conditions import describe_rule, evaluate
 from acton_pipelines.mapping.models import (
     DEFAULT_SEGMENTS,
     AllOf,
