@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import sqlite3
@@ -34,6 +35,8 @@ from crm_sandbox import SeedSummary, seed_sandbox
 from crm_sandbox.store import DELETES_REFUSED_KEY
 
 SEED_NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+# The repository's own mapping, as a user starts from it.
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "mapping_config"
 DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -171,14 +174,105 @@ def acton_home(
     yield make_home(tmp_path / "acton_home", small_crm, monkeypatch)
 
 
+class SyncedTemplates:
+    """Homes after their first full sync, made once per test process and backend, copied for
+    each test that starts from one: the full sync is the slowest thing a test can ask for, and
+    most tests only need its result (tests of the full sync itself run it themselves)."""
+
+    def __init__(self, root: Path, crm: SeedSummary, request: pytest.FixtureRequest) -> None:
+        self._root = root
+        self._crm = crm
+        self._request = request
+        self._templates: dict[str, ActonHome] = {}
+        self._postgres_databases: list[str] = []
+
+    def _template(self, backend: str) -> ActonHome:
+        if backend not in self._templates:
+            warehouse = None
+            if backend == "postgresql":
+                server: URL = self._request.getfixturevalue("postgres_server")
+                name = f"acton_template_{uuid.uuid4().hex[:12]}"
+                self._postgres_admin(f'CREATE DATABASE "{name}"')
+                self._postgres_databases.append(name)
+                warehouse = server.set(database=name).render_as_string(hide_password=False)
+            with pytest.MonkeyPatch.context() as env:
+                home = make_home(self._root / backend, self._crm, env, warehouse)
+                assert run_full_sync(home).success
+            # A template database takes no copies while anyone is connected to it; a SQLite
+            # file is whole (its WAL checkpointed) once its last connection closes.
+            dispose_engines()
+            self._templates[backend] = home
+        return self._templates[backend]
+
+    def _postgres_admin(self, statement: str) -> None:
+        server: URL = self._request.getfixturevalue("postgres_server")
+        admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(statement))
+        finally:
+            admin.dispose()
+
+    @contextlib.contextmanager
+    def copy(
+        self, backend: str, root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> Iterator[ActonHome]:
+        """A private home at ``root`` holding a copy of the synced CRM and warehouse."""
+        template = self._template(backend)
+        synced_crm = dataclasses.replace(self._crm, db_path=template.sandbox_db)
+        if backend == "sqlite":
+            home = make_home(root, synced_crm, monkeypatch)
+            shutil.copyfile(
+                Path(make_url(template.warehouse_url).database), root / "warehouse.sqlite"
+            )
+            yield dataclasses.replace(home, seed=self._crm)
+            return
+        template_url = make_url(template.warehouse_url)
+        name = f"acton_test_{uuid.uuid4().hex[:12]}"
+        self._postgres_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_url.database}"')
+        url = template_url.set(database=name).render_as_string(hide_password=False)
+        try:
+            home = make_home(root, synced_crm, monkeypatch, url)
+            yield dataclasses.replace(home, seed=self._crm)
+        finally:
+            dispose_engines()
+            self._postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def drop(self) -> None:
+        dispose_engines()
+        for name in self._postgres_databases:
+            self._postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def synced_templates(
+    tmp_path_factory: pytest.TempPathFactory, small_crm: SeedSummary, request: pytest.FixtureRequest
+) -> Iterator[SyncedTemplates]:
+    """The small CRM fully synced once per test process and backend (see SyncedTemplates)."""
+    templates = SyncedTemplates(tmp_path_factory.mktemp("synced"), small_crm, request)
+    yield templates
+    templates.drop()
+
+
 @pytest.fixture
 def synced_home(
-    tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch
-) -> ActonHome:
-    """A private ACTON_HOME with the small sandbox CRM, after its first full sync."""
-    home = make_home(tmp_path / "home", small_crm, monkeypatch)
-    assert run_full_sync(home).success
-    return home
+    tmp_path: Path, synced_templates: SyncedTemplates, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ActonHome]:
+    """A private ACTON_HOME with the small sandbox CRM, after its first full sync (SQLite)."""
+    with synced_templates.copy("sqlite", tmp_path / "home", monkeypatch) as home:
+        yield home
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def synced_home_each_backend(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    synced_templates: SyncedTemplates,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[ActonHome]:
+    """``synced_home`` with its warehouse on each backend: a SQLite file, then PostgreSQL."""
+    with synced_templates.copy(request.param, tmp_path / "home", monkeypatch) as home:
+        yield home
 
 
 def home_resources(home: ActonHome, mapping_dir: Path | None = None) -> dict[str, object]:

@@ -9,9 +9,8 @@ from sqlalchemy import inspect, text
 
 from acton_pipelines.warehouse.engine import warehouse_engine
 from crm_sandbox import SeedSummary
-from tests.conftest import make_home, run_full_sync
+from tests.conftest import REPO_CONFIG, make_home, run_full_sync
 
-REPO_CONFIG = Path(__file__).resolve().parents[1] / "mapping_config"
 NEW_FIELD = """
   - destination: Lead Notes
     type: Text

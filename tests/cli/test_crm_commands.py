@@ -10,9 +10,7 @@ from click.testing import CliRunner
 
 from acton_pipelines.cli.main import cli
 from acton_pipelines.mapping import load_mapping
-from tests.conftest import ActonHome
-
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "mapping_config"
+from tests.conftest import REPO_CONFIG, ActonHome
 
 
 def invoke(*args: str):  # type: ignore[no-untyped-def]

@@ -9,8 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from acton_pipelines.cli.main import cli
-
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "mapping_config"
+from tests.conftest import REPO_CONFIG
 
 
 @pytest.fixture

@@ -19,9 +19,7 @@ from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.resource import WarehouseResource
 from acton_pipelines.warehouse.run_mappings import MappingResource
 from crm_sandbox import SeedSummary
-from tests.conftest import ActonHome, make_home, run_full_sync
-
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "mapping_config"
+from tests.conftest import REPO_CONFIG, ActonHome, make_home, run_full_sync
 
 # A Number field fed by a text CRM field: every non-numeric company name is a bad value.
 EXTRA_NUMBER_FIELD = """

@@ -11,10 +11,9 @@ import pytest
 
 from crm_sandbox import SeedSummary
 from crm_sandbox.store import from_storage_datetime
-from tests.conftest import ActonHome, make_home, run_full_sync
+from tests.conftest import REPO_CONFIG, ActonHome, make_home, run_full_sync
 from tests.contacts.test_opt_outs_at_pull import crm_rows, rows
 
-REPO_CONFIG = Path(__file__).resolve().parents[1] / "mapping_config"
 POLICY_LINE = "duplicate_email_policy: keep_both"
 COLUMNS = (
     "email",

@@ -5,25 +5,21 @@ once the CRM changes that field, the CRM's value stands."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from acton_pipelines.crm.mirror_values import comparable_text
 from acton_pipelines.warehouse.engine import warehouse_engine
-from crm_sandbox import SeedSummary
-from tests.conftest import make_home, run_full_sync, run_incremental_sync
+from tests.conftest import ActonHome, run_incremental_sync
 from tests.contacts.test_opt_outs_at_pull import crm_rows, rows, today, update_crm_record
 
 EDITED_TITLE = "Head of Three-Way Merges"
 
 
 def test_an_edit_survives_a_crm_change_of_another_field_but_not_of_its_own(
-    tmp_path: Path, small_crm: SeedSummary, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+    synced_home_each_backend: ActonHome,
 ) -> None:
-    home = make_home(tmp_path / "home", small_crm, monkeypatch, warehouse_url)
-    assert run_full_sync(home).success
+    home = synced_home_each_backend
     lead_id, contact_id, email = rows(
         home,
         "SELECT external_id, contact_id, email FROM acton_contacts WHERE record_type = 'Lead' "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +12,8 @@ from sqlalchemy import text
 
 from acton_pipelines.crm.resource import SalesforceResource
 from acton_pipelines.warehouse.engine import warehouse_engine
-from crm_sandbox import SeedSummary
 from crm_sandbox.store import from_storage_datetime
-from tests.conftest import ActonHome, make_home, run_full_sync, run_incremental_sync
+from tests.conftest import ActonHome, run_incremental_sync
 
 
 def today() -> str:
@@ -86,12 +84,8 @@ def a_lone_lead(home: ActonHome) -> tuple[str, str]:
 
 
 @pytest.fixture
-def home(
-    tmp_path: Path, small_crm: SeedSummary, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
-) -> ActonHome:
-    synced = make_home(tmp_path / "home", small_crm, monkeypatch, warehouse_url)
-    assert run_full_sync(synced).success
-    return synced
+def home(synced_home_each_backend: ActonHome) -> ActonHome:
+    return synced_home_each_backend
 
 
 def test_the_first_full_sync_lists_every_crm_opt_out(home: ActonHome) -> None:

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from acton_pipelines.warehouse.engine import warehouse_engine
-from crm_sandbox import SeedSummary, store
+from crm_sandbox import store
 from crm_sandbox.conversion import Conversion, convert_lead
 from crm_sandbox.generators import RecordGenerator
 from crm_sandbox.objects import CONTACT, LEAD
-from tests.conftest import ActonHome, make_home, run_full_sync, run_incremental_sync
+from tests.conftest import ActonHome, run_full_sync, run_incremental_sync
 from tests.contacts.test_opt_outs_at_pull import crm_rows, rows, today, update_crm_record
 
 CONVERTED = "lead_converted"
@@ -85,10 +83,9 @@ def contact_of_its_own(home: ActonHome) -> str:
 
 
 def test_contact_ids_stay_through_conversions_and_crm_creation(
-    tmp_path: Path, small_crm: SeedSummary, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
+    synced_home_each_backend: ActonHome,
 ) -> None:
-    home = make_home(tmp_path / "home", small_crm, monkeypatch, warehouse_url)
-    assert run_full_sync(home).success
+    home = synced_home_each_backend
     into_existing, into_new, created_from_act_on = unconverted_leads(home)[:3]
     existing_contact = contact_of_its_own(home)
     before = contact_ids(home)

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from acton_pipelines.mapping import MappingError, MappingProblem, load_mapping
-
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "mapping_config"
+from tests.conftest import REPO_CONFIG
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, text
@@ -21,9 +20,8 @@ from acton_pipelines.push.build import PushResult, push_to_crm
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.tables import acton_field_edits
 from crm_sandbox import SandboxServer
-from tests.conftest import ActonHome
+from tests.conftest import REPO_CONFIG, ActonHome
 
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "mapping_config"
 MAPPING = load_mapping(REPO_CONFIG)
 
 

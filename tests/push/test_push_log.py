@@ -4,8 +4,6 @@ keeps what it heard back and is finished by the next push without repeating a wr
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from acton_pipelines.crm.mirror_values import comparable_text
@@ -13,20 +11,15 @@ from acton_pipelines.push.build import plan_push
 from acton_pipelines.push.collections import update_batches
 from acton_pipelines.push.plan import PlannedWrite
 from acton_pipelines.warehouse.engine import warehouse_engine
-from crm_sandbox import SeedSummary
-from tests.conftest import ActonHome, make_home, run_full_sync
+from tests.conftest import ActonHome
 from tests.push.helpers import MAPPING, crm, push_with, rows, sandbox_client
 
 Key = tuple[str, str, str]
 
 
 @pytest.fixture
-def home(
-    tmp_path: Path, small_crm: SeedSummary, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
-) -> ActonHome:
-    synced = make_home(tmp_path / "home", small_crm, monkeypatch, warehouse_url)
-    assert run_full_sync(synced).success
-    return synced
+def home(synced_home_each_backend: ActonHome) -> ActonHome:
+    return synced_home_each_backend
 
 
 def planned_batches(home: ActonHome) -> list[list[PlannedWrite]]:

@@ -7,29 +7,23 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.tables import acton_field_edits
-from crm_sandbox import SeedSummary
-from tests.conftest import ActonHome, make_home, run_full_sync, run_sync
+from tests.conftest import ActonHome, run_sync
 from tests.push.helpers import crm, record_edit, rows
 
 LATER = datetime.now(UTC) + timedelta(minutes=5)
 
 
 @pytest.fixture
-def home(
-    tmp_path: Path, small_crm: SeedSummary, warehouse_url: str, monkeypatch: pytest.MonkeyPatch
-) -> ActonHome:
-    """A home synced into ``warehouse_url`` whose scores are in the CRM already."""
-    synced = make_home(tmp_path / "home", small_crm, monkeypatch, warehouse_url)
-    assert run_full_sync(synced).success
-    assert run_sync(synced, "push_to_crm", {}).success
-    return synced
+def home(synced_home_each_backend: ActonHome) -> ActonHome:
+    """A synced home (on each backend) whose scores are in the CRM already."""
+    assert run_sync(synced_home_each_backend, "push_to_crm", {}).success
+    return synced_home_each_backend
 
 
 def push(home: ActonHome) -> str:
