@@ -27,9 +27,12 @@ from crm_sandbox.app import (
 )
 from crm_sandbox.certs import ensure_certificates
 from crm_sandbox.sessions import Credentials, SessionRegistry
+from crm_sandbox.soap_login import SOAP_LOGIN_PATH
 
 SANDBOX_USERNAME = "integration@acme-sandbox.example.com"
 SANDBOX_PASSWORD = "sandbox-password"
+# Salesforce security tokens are 24-25 letters and digits.
+SANDBOX_SECURITY_TOKEN = "SandboxSecurityToken0042"
 SANDBOX_CLIENT_ID = "3MVG9sandbox.acton.pipelines"
 SANDBOX_CLIENT_SECRET = "sandbox-client-secret"
 
@@ -63,6 +66,12 @@ class SandboxServer:
     400 INVALID_REPLICATION_DATE, as Salesforce documents; ``"late_earliest_date"`` answers 200
     with an ``earliestDateAvailable`` later than ``start``, as some orgs and API versions do.
     Either way the client must resync; the option lets it be tested against both.
+
+    Logins: ``username`` + ``password`` on the OAuth token endpoint (password grant),
+    ``username`` + ``password`` followed by ``security_token`` on the SOAP ``login()`` call, and
+    ``client_id`` + ``client_secret`` for the client-credentials grant. A shared sandbox passes its
+    own values (``acton sandbox serve`` reads them from ``ACTON_SANDBOX_*``); the defaults are
+    the ``SANDBOX_*`` constants.
     """
 
     def __init__(
@@ -76,6 +85,7 @@ class SandboxServer:
         client_id: str = SANDBOX_CLIENT_ID,
         client_secret: str = SANDBOX_CLIENT_SECRET,
         *,
+        security_token: str = SANDBOX_SECURITY_TOKEN,
         api_limit: int = DEFAULT_API_LIMIT,
         clock: Callable[[], datetime] = _utc_now,
         deleted_before_log: replication.DeletedBeforeLog = replication.INVALID_REPLICATION_DATE,
@@ -90,7 +100,9 @@ class SandboxServer:
         self.cert_dir = Path(cert_dir)
         self.host = host
         self._requested_port = port
-        self.credentials = Credentials(username, password, client_id, client_secret)
+        self.credentials = Credentials(
+            username, password, client_id, client_secret, security_token=security_token
+        )
         self.state = SandboxState(
             db_path=self.db_path,
             sessions=SessionRegistry(self.credentials),
@@ -198,6 +210,10 @@ class SandboxServer:
     def token_url(self) -> str:
         """The OAuth token endpoint."""
         return self.instance_url + TOKEN_PATH
+
+    def soap_login_url(self, api_version: str = "59.0") -> str:
+        """The SOAP ``login()`` endpoint (partner API) for ``api_version``."""
+        return self.instance_url + SOAP_LOGIN_PATH.format(version=api_version)
 
     # --- test controls and counters ------------------------------------------------------------
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import os
 from collections.abc import Iterator
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import requests
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
+from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
@@ -18,6 +21,7 @@ from acton_pipelines.crm.client import CrmClient, CrmUnavailable, RetryPolicy
 
 DEFAULT_API_VERSION = "59.0"
 RETRY_MINUTES_ENV = "ACTON_CRM_RETRY_MINUTES"
+LOGIN_URL_ENV = "SALESFORCE_LOGIN_URL"
 DEFAULT_RETRY_MINUTES = 10.0
 
 
@@ -34,6 +38,19 @@ class SalesforceResource(ConfigurableResource):
       (``SALESFORCE_CONSUMER_KEY``, ``SALESFORCE_CONSUMER_SECRET``, ``SALESFORCE_DOMAIN`` = your
       My Domain, e.g. ``acme.my``).
     Secrets come from environment variables (``EnvVar``) and never reach logs or metadata.
+
+    Both production modes log in with simple-salesforce's own code, which always addresses
+    ``https://{domain}.salesforce.com``. To run them against a test server instead (the sandbox
+    served by ``acton sandbox serve``), set ``login_url`` (``SALESFORCE_LOGIN_URL``, e.g.
+    ``https://127.0.0.1:8443``; loopback HTTPS only) and trust the server's CA with requests' own
+    ``REQUESTS_CA_BUNDLE`` (``ACTON_HOME/sandbox/certs/ca.pem``). The client then gets a
+    ``requests.Session`` whose transport adapter, mounted on that one login host, sends each
+    request to ``login_url`` with the same path and query. This was chosen over the other ways
+    in: ``domain`` cannot carry a host and port (the library appends ``.salesforce.com``), the
+    SOAP-only ``scratch_url`` does not cover the OAuth flow, and patching the library would test
+    something other than what runs in production. The login itself, its request and its parsing
+    of the answer stay the library's, and the instance it returns (the test server's address)
+    serves the REST calls. Without ``login_url`` no session is passed and nothing changes.
 
     Retries: 5xx answers, timeouts and dropped connections are retried with waits doubling
     from ``retry_initial_wait_seconds`` up to ``retry_max_wait_seconds``, for up to
@@ -52,6 +69,14 @@ class SalesforceResource(ConfigurableResource):
     api_version: str = DEFAULT_API_VERSION
     sandbox_url: str | None = Field(
         default=None, description="URL of a running sandbox CRM (`acton sandbox serve`)."
+    )
+    login_url: str | None = Field(
+        default=None,
+        description=(
+            "Tests only: a loopback HTTPS server that answers the password and "
+            "client_credentials logins instead of https://{domain}.salesforce.com "
+            "(env SALESFORCE_LOGIN_URL; its CA from REQUESTS_CA_BUNDLE)."
+        ),
     )
     retry_minutes: float = Field(
         default=DEFAULT_RETRY_MINUTES,
@@ -123,6 +148,10 @@ class SalesforceResource(ConfigurableResource):
         )
 
     def _login_to_salesforce(self) -> Salesforce:
+        login_host = f"https://{self.domain}.salesforce.com"
+        where = self.login_url or login_host
+        # None (the library's own session) unless a test server stands in for Salesforce.
+        session = _test_login_session(self.login_url, login_host) if self.login_url else None
         try:
             if self.mode == "password":
                 _require(self, "username", "password", "security_token")
@@ -132,25 +161,79 @@ class SalesforceResource(ConfigurableResource):
                     security_token=self.security_token,
                     domain=self.domain,
                     version=self.api_version,
+                    session=session,
                 )
             _require(self, "consumer_key", "consumer_secret")
+            if self.domain in ("login", "test"):
+                raise CrmUnavailable(
+                    "CRM mode 'client_credentials' needs SALESFORCE_DOMAIN set to your My Domain "
+                    "(e.g. acme.my): Salesforce serves this flow only there."
+                )
             return Salesforce(
                 consumer_key=self.consumer_key,
                 consumer_secret=self.consumer_secret,
                 domain=self.domain,
                 version=self.api_version,
+                session=session,
             )
         except SalesforceAuthenticationFailed as error:
             # The library's message can echo the username; say only what to check.
             raise CrmUnavailable(
-                f"Salesforce login ({self.mode}) failed with code {error.code}. Check the "
-                "credentials in the SALESFORCE_* environment variables and SALESFORCE_DOMAIN."
+                f"Salesforce login ({self.mode}) at {where} failed with code {error.code}. Check "
+                "the credentials in the SALESFORCE_* environment variables and SALESFORCE_DOMAIN."
+            ) from None
+        except requests.exceptions.SSLError:
+            raise CrmUnavailable(
+                f"cannot verify the TLS certificate of {where}; for a test server set "
+                "REQUESTS_CA_BUNDLE to its CA file (the sandbox's is "
+                "ACTON_HOME/sandbox/certs/ca.pem)."
             ) from None
         except requests.ConnectionError:
             raise CrmUnavailable(
-                f"cannot reach Salesforce at {self.domain}.salesforce.com; check SALESFORCE_DOMAIN "
-                "and the network."
+                f"cannot reach Salesforce at {where}; check SALESFORCE_DOMAIN "
+                f"{'and SALESFORCE_LOGIN_URL ' if self.login_url else ''}and the network."
             ) from None
+
+
+class _LoginServerAdapter(HTTPAdapter):
+    """A transport adapter that sends every request it gets to ``login_url`` instead, with the
+    same path and query (mounted for Salesforce's login host only)."""
+
+    def __init__(self, login_url: str) -> None:
+        super().__init__()
+        self._login_url = login_url.rstrip("/")
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, **kwargs: Any
+    ) -> requests.Response:
+        request.url = self._login_url + request.path_url
+        # Proxies were chosen for the Salesforce host; a loopback server is never behind one.
+        kwargs["proxies"] = {}
+        return super().send(request, **kwargs)
+
+
+def _test_login_session(login_url: str, login_host: str) -> requests.Session:
+    """A session whose requests to ``login_host`` reach the test server at ``login_url``.
+
+    Only loopback HTTPS is accepted: credentials sent there never leave the machine, and the
+    setting cannot quietly send production secrets elsewhere. Certificates are verified as
+    requests always does (``REQUESTS_CA_BUNDLE`` names the test server's CA).
+    """
+    parts = urlsplit(login_url)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme != "https" or not loopback or parts.path.strip("/"):
+        raise CrmUnavailable(
+            f"SALESFORCE_LOGIN_URL={login_url!r} must be a loopback HTTPS address such as "
+            "https://127.0.0.1:8443 (a test server, e.g. `acton sandbox serve`); unset it to "
+            "log in to Salesforce itself."
+        )
+    http = requests.Session()
+    http.mount(f"{login_host}/", _LoginServerAdapter(login_url))
+    return http
 
 
 CRM_MODES = ("sandbox", "password", "client_credentials")
@@ -201,6 +284,7 @@ def crm_resource_from_env(*, as_env_vars: bool = True) -> SalesforceResource:
     return SalesforceResource(
         mode=mode,  # type: ignore[arg-type]
         domain=os.environ.get("SALESFORCE_DOMAIN", "login"),
+        login_url=os.environ.get(LOGIN_URL_ENV) or None,
         retry_minutes=retry_minutes,
         **secrets,
     )

@@ -9,7 +9,12 @@ from pydantic import ValidationError
 from acton_pipelines.crm.client import CrmUnavailable, RetryPolicy
 from acton_pipelines.crm.resource import SalesforceResource, crm_resource_from_env
 from acton_pipelines.crm.sandbox_connection import sandbox_paths
-from crm_sandbox import SandboxServer
+from crm_sandbox import (
+    SANDBOX_PASSWORD,
+    SANDBOX_SECURITY_TOKEN,
+    SANDBOX_USERNAME,
+    SandboxServer,
+)
 from tests.conftest import ActonHome
 
 
@@ -82,6 +87,89 @@ def test_first_use_seeds_a_missing_sandbox(acton_home: ActonHome) -> None:
     with SalesforceResource().connect() as client:
         assert next(client.query_pages("SELECT COUNT() FROM Lead")).total_size > 0
     assert acton_home.sandbox_db.exists()
+
+
+@pytest.mark.parametrize("mode", ["password", "client_credentials"])
+def test_salesforce_login_url_is_read_for_the_production_modes(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    monkeypatch.setenv("ACTON_CRM_MODE", mode)
+    monkeypatch.delenv("SALESFORCE_LOGIN_URL", raising=False)
+    assert crm_resource_from_env().login_url is None
+
+    monkeypatch.setenv("SALESFORCE_LOGIN_URL", "https://127.0.0.1:8443")
+    assert crm_resource_from_env().login_url == "https://127.0.0.1:8443"
+
+
+@pytest.mark.parametrize(
+    "login_url",
+    ["https://login.example.com", "http://127.0.0.1:8443", "https://127.0.0.1:8443/services"],
+)
+def test_a_login_url_other_than_loopback_https_is_refused_before_any_login(
+    login_url: str,
+) -> None:
+    resource = SalesforceResource(
+        mode="password",
+        username="ops@example.com",
+        password="hunter2-secret",
+        security_token="token-secret",
+        login_url=login_url,
+    )
+    with pytest.raises(CrmUnavailable) as caught, resource.connect():
+        pass
+    message = str(caught.value)
+    assert message.startswith(f"SALESFORCE_LOGIN_URL={login_url!r} must be a loopback HTTPS")
+    assert "\n" not in message and "secret" not in message
+
+
+def test_client_credentials_need_a_my_domain() -> None:
+    resource = SalesforceResource(
+        mode="client_credentials", consumer_key="key", consumer_secret="secret", domain="login"
+    )
+    my_domain = "SALESFORCE_DOMAIN set to your My Domain"
+    with pytest.raises(CrmUnavailable, match=my_domain), resource.connect():
+        pass
+
+
+def test_a_test_login_server_needs_its_ca_in_requests_ca_bundle(
+    acton_home: ActonHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    db_path, cert_dir = sandbox_paths()
+    with SandboxServer(db_path, cert_dir) as server:
+        resource = SalesforceResource(
+            mode="password",
+            username=SANDBOX_USERNAME,
+            password=SANDBOX_PASSWORD,
+            security_token=SANDBOX_SECURITY_TOKEN,
+            login_url=server.instance_url,
+        )
+        with pytest.raises(CrmUnavailable) as caught, resource.connect():
+            pass
+        assert "REQUESTS_CA_BUNDLE" in str(caught.value)
+
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_cert_path))
+        with resource.connect() as client:
+            assert f"https://{client.sf.sf_instance}" == server.instance_url
+            assert next(client.query_pages("SELECT COUNT() FROM Lead")).total_size > 0
+
+
+def test_sandbox_mode_logs_in_with_the_logins_a_shared_sandbox_was_served_with(
+    acton_home: ActonHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db_path, cert_dir = sandbox_paths()
+    shared = {"username": "etl@acme-shared.example", "password": "Shared-Passw0rd-7"}
+    with SandboxServer(db_path, cert_dir, **shared) as server:
+        monkeypatch.setenv("ACTON_SANDBOX_URL", server.instance_url)
+        resource = crm_resource_from_env(as_env_vars=False)
+        with pytest.raises(CrmUnavailable, match="ACTON_SANDBOX_"), resource.connect():
+            pass
+
+        monkeypatch.setenv("ACTON_SANDBOX_USERNAME", shared["username"])
+        monkeypatch.setenv("ACTON_SANDBOX_PASSWORD", shared["password"])
+        with crm_resource_from_env(as_env_vars=False).connect() as client:
+            client.describe("Lead")
 
 
 # --- retries ---------------------------------------------------------------------------------
