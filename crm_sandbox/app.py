@@ -49,24 +49,30 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crm_sandbox import describe, records, replication, store, values
 from crm_sandbox.batch_writes import WriteOperation
 from crm_sandbox.bulk_ingest import DELETE_OPERATIONS, IngestJobs, ResultKind
-from crm_sandbox.errors import SalesforceApiError, not_found
+from crm_sandbox.errors import SalesforceApiError, not_found, unknown_exception
 from crm_sandbox.faults import FaultInjector, FaultKind
 from crm_sandbox.objects import FieldDef, ObjectDef, get_object
-from crm_sandbox.query import QueryEngine, batch_size_from_header
-from crm_sandbox.sessions import SessionRegistry
+from crm_sandbox.query import INVALID_LOCATOR_MESSAGE, QueryEngine, batch_size_from_header
+from crm_sandbox.sessions import OAuthError, SessionRegistry
+from crm_sandbox.soap_login import (
+    SOAP_CONTENT_TYPE,
+    SOAP_LOGIN_PATH,
+    SOAP_LOGIN_PATH_RE,
+    answer_login,
+)
 from crm_sandbox.sobject_collections import save_collection, upsert_collection
 
 DEFAULT_API_LIMIT = 100_000
 TOKEN_PATH = "/services/oauth2/token"
 # Salesforce refuses request URIs over 16,384 bytes; long SOQL must be split by the caller.
 MAX_URI_BYTES = 16_384
-_VERSION_RE = re.compile(r"^v\d+\.\d$")
 _LOCATOR_RE = re.compile(r"^(?P<locator>[A-Za-z0-9]{15,18})-(?P<offset>\d+)$")
 # The one DELETE the gate lets through: a Bulk API 2.0 ingest job (never a record).
 _INGEST_JOB_PATH_RE = re.compile(r"^/services/data/v\d+\.\d/jobs/ingest/[A-Za-z0-9]{15,18}$")
 DELETE_REFUSED_MESSAGE = (
     "The sandbox CRM refuses deletes: this integration must never delete CRM records."
 )
+logger = logging.getLogger(__name__)
 # uvicorn's complaint about a response left unfinished; for an injected drop that is the point.
 _UNFINISHED_RESPONSE_LOG = "ASGI callable returned without completing response."
 # Set in the request's own task when a drop fault cut its response (tasks copy the context, so
@@ -74,18 +80,23 @@ _UNFINISHED_RESPONSE_LOG = "ASGI callable returned without completing response."
 _CUT_ON_PURPOSE: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "sandbox_cut_on_purpose", default=False
 )
-_RELEASES = {
-    55: "Summer '22",
-    56: "Winter '23",
-    57: "Spring '23",
-    58: "Summer '23",
-    59: "Winter '24",
-    60: "Spring '24",
-    61: "Summer '24",
-    62: "Winter '25",
-    63: "Spring '25",
-    64: "Summer '25",
-}
+# The API versions served: 31.0 (Summer '14) to 64.0 (Summer '25), as an org serves them since
+# 21.0-30.0 were retired in Summer '25. Any other ``vNN.N`` answers 404 NOT_FOUND, as Salesforce
+# answers a version it does not know (for a retired one it answers 410 GONE; not emulated).
+_OLDEST_VERSION, _NEWEST_VERSION = 31, 64
+# Three releases a year from Summer '14; a Winter release carries the next year's name.
+_SEASONS = ("Summer", "Winter", "Spring")
+
+
+def _release(number: int) -> str:
+    """The release that brought API version ``number`` (31: Summer '14, 32: Winter '15, ...)."""
+    season = (number - _OLDEST_VERSION) % 3
+    year = 14 + (number - _OLDEST_VERSION) // 3 + (season > 0)
+    return f"{_SEASONS[season]} '{year:02d}"
+
+
+_RELEASES = {n: _release(n) for n in range(_OLDEST_VERSION, _NEWEST_VERSION + 1)}
+_SERVED_VERSIONS = frozenset(f"v{n}.0" for n in _RELEASES)
 
 
 @dataclass
@@ -162,7 +173,7 @@ class _ApiGate:
         if fault is not None and fault.kind is FaultKind.DROP:
             # Everything below runs as usual; only what reaches the wire is cut.
             send = _CutResponse(send, state.faults, chunked=fault.chunked)
-        if path == TOKEN_PATH:
+        if path == TOKEN_PATH or SOAP_LOGIN_PATH_RE.match(path):
             await self.app(scope, receive, send)
             return
         if (
@@ -303,8 +314,9 @@ def _state(request: Request) -> SandboxState:
 
 
 def _version(request: Request) -> str:
+    """The path's ``vNN.N``; 404 NOT_FOUND unless it is a version ``GET /services/data`` lists."""
     version = str(request.path_params["version"])
-    if not _VERSION_RE.match(version):
+    if version not in _SERVED_VERSIONS:
         raise not_found()
     return version
 
@@ -336,24 +348,37 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 async def token(request: Request) -> Response:
-    """``POST /services/oauth2/token``: password or client-credentials grant."""
+    """``POST /services/oauth2/token``: password or client-credentials grant (the client's id
+    and secret as form fields or an ``Authorization: Basic`` header)."""
     # Parsed by hand: Starlette's form parser needs python-multipart, and the token endpoint
     # only takes application/x-www-form-urlencoded (grant parameters may also be in the URL).
     body = (await request.body()).decode("utf-8", errors="replace")
     fields = dict(request.query_params)
     fields.update({key: values[-1] for key, values in parse_qs(body).items()})
     instance_url = str(request.base_url).rstrip("/")
-    answer = _state(request).sessions.login(fields, instance_url)
-    if answer is None:
-        return JSONResponse(
-            {"error": "invalid_grant", "error_description": "authentication failure"},
-            status_code=400,
+    try:
+        answer = _state(request).sessions.oauth_token(
+            fields, request.headers.get("authorization"), instance_url
         )
+    except OAuthError as refused:
+        return JSONResponse(refused.body(), status_code=400)
     return JSONResponse(answer)
 
 
+async def soap_login(request: Request) -> Response:
+    """``POST /services/Soap/u/{version}``: the partner SOAP API's ``login()`` (see soap_login)."""
+    status, body = answer_login(
+        await request.body(),
+        str(request.path_params["version"]),
+        str(request.base_url).rstrip("/"),
+        _state(request).sessions,
+        frozenset(version.removeprefix("v") for version in _SERVED_VERSIONS),
+    )
+    return Response(body, status_code=status, headers={"content-type": SOAP_CONTENT_TYPE})
+
+
 async def versions(request: Request) -> Response:
-    """``GET /services/data``: the API versions served (any ``vNN.N`` path is accepted)."""
+    """``GET /services/data``: the API versions served (any other answers 404 NOT_FOUND)."""
     return JSONResponse(
         [
             {"label": label, "url": f"/services/data/v{number}.0", "version": f"{number}.0"}
@@ -539,7 +564,7 @@ async def query_more(request: Request) -> Response:
     version = _version(request)
     match = _LOCATOR_RE.match(str(request.path_params["locator"]))
     if match is None:
-        raise SalesforceApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        raise SalesforceApiError(400, "INVALID_QUERY_LOCATOR", INVALID_LOCATOR_MESSAGE)
     state = _state(request)
     with state.connection() as conn:
         page = state.queries.more(conn, match["locator"], int(match["offset"]), version)
@@ -639,11 +664,51 @@ async def _missing_database(request: Request, exc: Exception) -> Response:
     return _error_response(SalesforceApiError(503, "SERVER_UNAVAILABLE", str(exc)))
 
 
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    """Any other exception of a handler: 500 UNKNOWN_EXCEPTION JSON, as Salesforce answers an
+    internal error (Starlette's default is a text/plain 500). Starlette raises the exception
+    again once this is sent, so uvicorn logs its traceback; the ErrorId ties the two."""
+    error = unknown_exception()
+    logger.error("%s %s: %s", request.method, request.url.path, error.message)
+    return _error_response(error)
+
+
+class _JsonServerErrors:
+    """The outermost layer: an exception raised before any answer started (in the gate, say a
+    database error while counting usage) gets the same 500 UNKNOWN_EXCEPTION JSON instead of
+    uvicorn's text/plain "Internal Server Error". Once an answer started, it is left to uvicorn
+    (which logs it and closes the connection)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                raise
+            error = unknown_exception()
+            logger.exception("%s %s: %s", scope["method"], scope["path"], error.message)
+            await _send_raw(send, error.status, json.dumps(error.body()).encode())
+
+
 def create_app(state: SandboxState) -> ASGIApp:
     """The sandbox ASGI app serving ``state``."""
     data = "/services/data/{version}"
     routes = [
         Route(TOKEN_PATH, token, methods=["POST"]),
+        Route(SOAP_LOGIN_PATH, soap_login, methods=["POST"]),
         Route("/services/data", versions, methods=["GET"]),
         Route(data, resources, methods=["GET"]),
         Route(f"{data}/limits", limits, methods=["GET"]),
@@ -680,8 +745,9 @@ def create_app(state: SandboxState) -> ASGIApp:
             SalesforceApiError: _api_error,
             HTTPException: _http_error,
             FileNotFoundError: _missing_database,
+            Exception: _unexpected_error,
         },
     )
     app.router.redirect_slashes = False
     app.state.sandbox = state
-    return _ApiGate(app, state)
+    return _JsonServerErrors(_ApiGate(app, state))

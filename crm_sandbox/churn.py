@@ -41,7 +41,8 @@ from crm_sandbox.objects import (
     ObjectDef,
 )
 
-DEFAULT_RETENTION_DAYS = 15
+# Purge deletions once they leave the Recycle Bin, as Salesforce does.
+DEFAULT_RETENTION_DAYS = deletion_log.RECYCLE_BIN_RETENTION.days
 # How each kind of change spreads over the objects (users touch Leads and Contacts most).
 _UPDATE_MIX: tuple[tuple[ObjectDef, float], ...] = (
     (LEAD, 0.40),

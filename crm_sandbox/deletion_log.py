@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from crm_sandbox import store
 from crm_sandbox.objects import OBJECTS, ObjectDef
 
 DELETION_LOG_TABLE = "_sandbox_deletion_log"
+# How long a deleted record stays in Salesforce's Recycle Bin: queryAll sees it for this long
+# after its deletion (see ``soql``), and the churn purges it after this long by default. The
+# one place this period is set. getDeleted's reach is its own (``replication``), also 15 days.
+RECYCLE_BIN_RETENTION = timedelta(days=15)
 
 
 def _purged_key(obj: ObjectDef) -> str:

@@ -6,6 +6,7 @@ and picks the HTTP status by kind; simple-salesforce maps that status onto its e
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 
@@ -43,3 +44,18 @@ def invalid_field(message: str, fields: list[str] | None = None) -> SalesforceAp
 def not_found(message: str = "The requested resource does not exist") -> SalesforceApiError:
     """404 NOT_FOUND."""
     return SalesforceApiError(404, "NOT_FOUND", message)
+
+
+def unknown_exception() -> SalesforceApiError:
+    """500 UNKNOWN_EXCEPTION: Salesforce's answer to an internal error. It names an ErrorId for
+    support and never the cause, so no internal detail (a query, a path, a value) leaks out."""
+    error_id = (
+        f"{1_000_000_000 + secrets.randbelow(9_000_000_000)}-"
+        f"{100_000 + secrets.randbelow(900_000)} (-{secrets.randbelow(2**31)})"
+    )
+    return SalesforceApiError(
+        500,
+        "UNKNOWN_EXCEPTION",
+        f"An unexpected error occurred. Please include this ErrorId if you contact support: "
+        f"{error_id}",
+    )

@@ -34,6 +34,8 @@ from crm_sandbox.errors import SalesforceApiError
 from crm_sandbox.objects import ObjectDef
 
 UPDATED_REACH = timedelta(days=30)
+# How far back getDeleted's delete log reaches. Its own window, though as long as the Recycle
+# Bin keeps records for queryAll (``deletion_log.RECYCLE_BIN_RETENTION``).
 DELETED_RETENTION = timedelta(days=15)
 # How getDeleted answers a start older than the delete log reaches: Salesforce's documented
 # 400 INVALID_REPLICATION_DATE (the default), or 200 with a late earliestDateAvailable.

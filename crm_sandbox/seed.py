@@ -31,6 +31,8 @@ from crm_sandbox.objects import (
     ObjectDef,
 )
 
+# The database holds (fake) personal data and the API usage counters: owner-only, like a key.
+DB_FILE_MODE = 0o600
 # Target shares of the dirt decided here rather than per record (see generators for the rest).
 SHARED_EMAIL_RATE = 0.01  # of Leads: same email as an existing Contact
 CONVERTED_LEAD_RATE = 0.08
@@ -259,6 +261,20 @@ class _SeedBuilder:
         )
 
 
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode ``DB_FILE_MODE`` before SQLite writes anything to it.
+
+    ``os.open`` applies the umask, which could leave the owner without write access, so the
+    mode is set again with ``fchmod`` (which does not). SQLite gives its journal the
+    database's mode, and ``os.replace`` keeps it when the file moves into place.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE)
+    try:
+        os.fchmod(fd, DB_FILE_MODE)
+    finally:
+        os.close(fd)
+
+
 def seed_sandbox(
     db_path: Path,
     *,
@@ -271,7 +287,8 @@ def seed_sandbox(
 
     Accounts number about ``contacts / 5`` and Opportunities about 1.5 per Account. The file is
     built next to ``db_path`` and moved into place, so a running server never reads a half-seeded
-    database.
+    database. It is readable and writable by its owner only (``DB_FILE_MODE``), whatever the
+    umask.
     """
     if leads < 0 or contacts < 0:
         raise ValueError("record counts must not be negative")
@@ -300,6 +317,7 @@ def seed_sandbox(
     db_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = db_path.with_name(db_path.name + ".seeding")
     tmp_path.unlink(missing_ok=True)
+    _create_private(tmp_path)
     conn = sqlite3.connect(tmp_path)
     try:
         with conn:

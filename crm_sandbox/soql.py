@@ -6,7 +6,13 @@ a query ever reaches the SQL text verbatim.
 
 Semantics kept from Salesforce because pipeline code must not come to rely on anything else:
 string comparisons ignore case; ``!=`` and ``NOT IN`` match nulls; AND and OR cannot be mixed
-without parentheses; datetime fields need unquoted datetime literals; OFFSET is capped at 2,000.
+without parentheses; datetime fields need unquoted datetime literals; OFFSET is capped at 2,000;
+queryAll sees deleted records only while they are in the Recycle Bin (15 days).
+
+Two limits keep hostile queries from costing the server more than a 400: WHERE clauses nest at
+most ``MAX_CONDITION_DEPTH`` levels of NOT / AND / OR (deeper ones answer MALFORMED_QUERY instead
+of overflowing the parser stacks), and LIKE matches in time linear in the value for a given
+pattern (no backtracking regex).
 """
 
 from __future__ import annotations
@@ -19,16 +25,23 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedInput, VisitError
 
-from crm_sandbox import store
+from crm_sandbox import deletion_log, store
 from crm_sandbox.errors import SalesforceApiError, invalid_field, malformed_query
 from crm_sandbox.ids import is_valid_id, to_18
 from crm_sandbox.objects import FieldDef, FieldType, ObjectDef, get_object
 
 MAX_QUERY_LENGTH = 100_000
 MAX_OFFSET = 2000
+# Levels of NOT / AND / OR a WHERE clause may nest (parentheses alone add none). SQLite's own
+# parser overflows at about 30 nested boolean groups and Python's recursion later still; 20 is
+# far beyond any real filter. Salesforce documents no figure; it answers MALFORMED_QUERY.
+MAX_CONDITION_DEPTH = 20
+_NESTING_RULES = frozenset({"not_", "and_chain", "or_chain"})
+# Terms per group when a long AND / OR chain is written as SQL (see ``_chain``).
+_CHAIN_GROUP = 100
 # SQLite names of the helpers registered by install_sql_functions.
 CI_COLLATION = "sf_ci"
 _LIKE_FN = "sf_like"
@@ -388,11 +401,17 @@ def parse_soql(text: str) -> SoqlQuery:
         )
     try:
         tree = _PARSER.parse(text)
+        _check_nesting(tree)
         return _ToAst().transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, SalesforceApiError):
             raise exc.orig_exc from None
+        if isinstance(exc.orig_exc, RecursionError):
+            raise _nested_too_deeply() from None
         raise
+    except RecursionError:
+        # Belt and braces: the depth check should make this unreachable.
+        raise _nested_too_deeply() from None
     except UnexpectedCharacters as exc:
         raise malformed_query(
             f"line {exc.line}:{exc.column} no viable alternative at character "
@@ -406,6 +425,29 @@ def parse_soql(text: str) -> SoqlQuery:
         ) from None
     except LarkError as exc:
         raise malformed_query(str(exc)) from None
+
+
+def _nested_too_deeply() -> SalesforceApiError:
+    return malformed_query(
+        f"The WHERE clause is nested too deeply: at most {MAX_CONDITION_DEPTH} levels of "
+        "NOT, AND and OR are allowed"
+    )
+
+
+def _check_nesting(tree: Tree[Token]) -> None:
+    """Refuse conditions nested deeper than ``MAX_CONDITION_DEPTH``.
+
+    Walked with an explicit stack: the LALR parse itself is iterative, but the transformer,
+    the SQL translation and SQLite's parser all recurse per level.
+    """
+    pending: list[tuple[Tree[Token], int]] = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if node.data in _NESTING_RULES:
+            depth += 1
+            if depth > MAX_CONDITION_DEPTH:
+                raise _nested_too_deeply()
+        pending.extend((child, depth) for child in node.children if isinstance(child, Tree))
 
 
 # --- translation into SQL ------------------------------------------------------------------
@@ -572,10 +614,21 @@ class _Compiler:
         self.params.append(value)
         return "?"
 
+    def visible_rows(self, *, include_deleted: bool) -> str:
+        """The rows a query sees: live ones; for queryAll also those deleted in the last
+        ``RECYCLE_BIN_RETENTION`` (older deletions have left the Recycle Bin, even where the
+        sandbox has not purged them yet). A deleted row's SystemModstamp is its deletion time:
+        deleting sets it, and nothing changes a deleted record afterwards.
+        """
+        if not include_deleted:
+            return 't0."IsDeleted" = 0'
+        cutoff = store.to_storage_datetime(self.now - deletion_log.RECYCLE_BIN_RETENTION)
+        return f'(t0."IsDeleted" = 0 OR t0."SystemModstamp" >= {self._bind(cutoff)})'
+
     def condition(self, cond: Condition) -> str:
         """SQL for a WHERE condition."""
         if isinstance(cond, BoolOp):
-            return "(" + f" {cond.op} ".join(self.condition(i) for i in cond.items) + ")"
+            return _chain([self.condition(i) for i in cond.items], cond.op)
         if isinstance(cond, Not):
             return f"(NOT {self.condition(cond.item)})"
         if isinstance(cond, Compare):
@@ -779,6 +832,21 @@ class _Compiler:
         return ", ".join(columns), roots
 
 
+def _chain(terms: list[str], op: str) -> str:
+    """``terms`` joined by ``op``, in groups of ``_CHAIN_GROUP``.
+
+    SQLite nests a chain of N terms N deep and refuses expressions deeper than 1,000, while
+    Salesforce takes chains as long as its 100,000-character limit allows; grouping keeps any
+    chain that fits in a query (about 10,000 terms) at most 200 deep.
+    """
+    while len(terms) > _CHAIN_GROUP:
+        terms = [
+            "(" + f" {op} ".join(terms[i : i + _CHAIN_GROUP]) + ")"
+            for i in range(0, len(terms), _CHAIN_GROUP)
+        ]
+    return "(" + f" {op} ".join(terms) + ")"
+
+
 def _normalise_multipicklist(f: FieldDef, text: str) -> str:
     """Order ``a;b`` values as the picklist does, which is how they are stored."""
     values = [v.strip() for v in text.split(";") if v.strip()]
@@ -828,8 +896,8 @@ def compile_soql(query: SoqlQuery, *, include_deleted: bool, now: datetime) -> C
     where_terms = []
     if query.where is not None:
         where_terms.append(compiler.condition(query.where))
-    if not include_deleted and sobject.has_field("IsDeleted"):
-        where_terms.append('t0."IsDeleted" = 0')
+    if sobject.has_field("IsDeleted"):
+        where_terms.append(compiler.visible_rows(include_deleted=include_deleted))
     order_sql = compiler.order_by(query.order_by)
     from_sql = " ".join([f"FROM {store.quote_ident(sobject.name)} AS t0", *compiler.joins])
     where_sql = " WHERE " + " AND ".join(where_terms) if where_terms else ""
@@ -850,23 +918,76 @@ def compile_soql(query: SoqlQuery, *, include_deleted: bool, now: datetime) -> C
 # --- SQLite helpers the translation relies on ------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LikePattern:
+    """A LIKE pattern cut at its ``%`` wildcards into fixed-length segments.
+
+    Each segment (literal characters and ``_``) matches exactly as many characters as it has
+    tokens, so a match needs no backtracking: the first segment must match at the start, the
+    last at the end, and each one between at its leftmost place after the previous one, which
+    is always a correct choice when ``%`` separates them. A segment is found with a regex
+    free of repetition, so the whole match is one left-to-right scan of the value per segment.
+    """
+
+    segments: tuple[re.Pattern[str], ...]
+    lengths: tuple[int, ...]
+    # Whether a ``%`` opens or closes the pattern (the first or last segment may float).
+    open_start: bool
+    open_end: bool
+
+    def matches(self, value: str) -> bool:
+        """Whether ``value`` matches, ignoring case as SOQL does."""
+        if len(self.segments) == 1 and not (self.open_start or self.open_end):
+            return self.segments[0].fullmatch(value) is not None
+        position = 0
+        last = len(self.segments) - 1
+        for index, (segment, length) in enumerate(zip(self.segments, self.lengths, strict=True)):
+            if index == 0 and not self.open_start:
+                if segment.match(value, 0) is None:
+                    return False
+                position = length
+            elif index == last and not self.open_end:
+                start = len(value) - length
+                return start >= position and segment.fullmatch(value, start) is not None
+            else:
+                found = segment.search(value, position)
+                if found is None:
+                    return False
+                position = found.end()
+        return True
+
+
 @lru_cache(maxsize=256)
-def _like_regex(pattern: str) -> re.Pattern[str]:
-    out = []
+def like_pattern(pattern: str) -> LikePattern:
+    """The matcher of a LIKE pattern as stored after unquoting (``\\%`` and ``\\_`` are literal
+    ``%`` and ``_``; a backslash before any other character makes it literal too)."""
+    segments: list[list[str]] = [[]]
     i = 0
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
+            segments[-1].append(re.escape(pattern[i + 1]))
             i += 2
             continue
-        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+        if ch == "%":
+            segments.append([])
+        else:
+            segments[-1].append("." if ch == "_" else re.escape(ch))
         i += 1
-    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
+    wildcard = len(segments) > 1
+    open_start, open_end = wildcard and not segments[0], wildcard and not segments[-1]
+    # Empty segments (from "%%", or at either end) constrain nothing once the ends are known.
+    kept = [tokens for tokens in segments if tokens] or [[]]
+    return LikePattern(
+        segments=tuple(re.compile("".join(t), re.IGNORECASE | re.DOTALL) for t in kept),
+        lengths=tuple(len(t) for t in kept),
+        open_start=open_start,
+        open_end=open_end,
+    )
 
 
 def _sql_like(value: str | None, pattern: str) -> int:
-    return int(value is not None and _like_regex(pattern).fullmatch(value) is not None)
+    return int(value is not None and like_pattern(pattern).matches(value))
 
 
 def _sql_includes(value: str | None, wanted: str) -> int:

@@ -17,6 +17,8 @@ from simple_salesforce import Salesforce, format_soql
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from crm_sandbox import SandboxServer, SeedSummary
+from crm_sandbox.deletion_log import RECYCLE_BIN_RETENTION
+from crm_sandbox.store import to_storage_datetime
 from tests.crm_sandbox.conftest import PAGING_LEADS, FakeClock
 
 _NEXT_URL = re.compile(r"^/services/data/v59\.0/query/01g[A-Za-z0-9]{15}-(\d+)$")
@@ -285,24 +287,45 @@ def test_date_literals_follow_the_server_clock(
     assert future["totalSize"] == 0
 
 
-def test_query_excludes_and_query_all_includes_deleted_rows(
-    sf: Salesforce, seeded: SeedSummary
+def _deleted_leads(db: sqlite3.Connection, clock: FakeClock) -> tuple[set[str], set[str]]:
+    """The soft-deleted Leads still in the Recycle Bin at the server's "now", and older ones
+    (the seed backdates deletions by up to three months)."""
+    cutoff = to_storage_datetime(clock.now - RECYCLE_BIN_RETENTION)
+    rows = db.execute(
+        'SELECT "Id", "SystemModstamp" >= ? FROM "Lead" WHERE "IsDeleted" = 1', [cutoff]
+    )
+    recent, older = set(), set()
+    for record_id, in_bin in rows:
+        (recent if in_bin else older).add(record_id)
+    return recent, older
+
+
+def test_query_excludes_and_query_all_includes_rows_deleted_in_the_last_15_days(
+    sf: Salesforce, seeded: SeedSummary, db: sqlite3.Connection, clock: FakeClock
 ) -> None:
+    recent, older = _deleted_leads(db, clock)
     live = sf.query("SELECT COUNT() FROM Lead")["totalSize"]
     everything = sf.query("SELECT COUNT() FROM Lead", include_deleted=True)["totalSize"]
     deleted = sf.query_all("SELECT Id, IsDeleted FROM Lead WHERE IsDeleted = true", True)
 
+    assert recent and older  # both sides of the 15-day line are present
+    assert len(recent) + len(older) == seeded.soft_deleted["Lead"]
     assert live == PAGING_LEADS - seeded.soft_deleted["Lead"]
-    assert everything == PAGING_LEADS
-    assert deleted["totalSize"] == seeded.soft_deleted["Lead"] > 0
+    assert everything == live + len(recent)
+    assert set(_ids(deleted["records"])) == recent
     assert all(r["IsDeleted"] is True for r in deleted["records"])
     assert sf.query("SELECT COUNT() FROM Lead WHERE IsDeleted = true")["totalSize"] == 0
 
 
-def test_query_all_pages_include_deleted_rows(sf: Salesforce) -> None:
+def test_query_all_pages_include_recently_deleted_rows(
+    sf: Salesforce, db: sqlite3.Connection, clock: FakeClock
+) -> None:
+    recent, older = _deleted_leads(db, clock)
     result = sf.query_all("SELECT Id FROM Lead", include_deleted=True)
 
-    assert len(set(_ids(result["records"]))) == PAGING_LEADS
+    ids = set(_ids(result["records"]))
+    assert len(ids) == len(result["records"]) == PAGING_LEADS - len(older) > 2000
+    assert recent <= ids and not older & ids
 
 
 def test_id_in_list(sf: Salesforce, db: sqlite3.Connection) -> None:
