@@ -12,11 +12,11 @@ which is what a client sees when a connection drops mid-body.
 
 Deletes: every ``DELETE`` is refused (403 DELETE_REFUSED) and counted, before the session check,
 because this integration must never delete CRM records -- with one exception: deleting a Bulk
-API 2.0 ingest *job* (``DELETE jobs/ingest/<id>``). That is bookkeeping a well-behaved client
-does against a real org, it removes no record, and refusing it would make such a client fail
-only against the sandbox; it goes through the session check and usage count like any other
-request. Creating a bulk ``delete``/``hardDelete`` job is a record delete and is refused and
-counted as one.
+API 2.0 *job* (``DELETE jobs/ingest/<id>`` or ``DELETE jobs/query/<id>``). That is bookkeeping
+a well-behaved client does against a real org, it removes no record, and refusing it would make
+such a client fail only against the sandbox; it goes through the session check and usage count
+like any other request. Creating a bulk ``delete``/``hardDelete`` job is a record delete and is
+refused and counted as one.
 
 Handlers are ``async`` but use SQLite synchronously on purpose: requests are then served one
 at a time on the event loop, which keeps the single-file database free of lock contention,
@@ -42,13 +42,14 @@ from urllib.parse import parse_qs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_sandbox import describe, records, replication, store, values
 from crm_sandbox.batch_writes import WriteOperation
 from crm_sandbox.bulk_ingest import DELETE_OPERATIONS, IngestJobs, ResultKind
+from crm_sandbox.bulk_query import FIRST_QUERY_JOB_VERSION, QueryJobs
 from crm_sandbox.errors import SalesforceApiError, not_found, unknown_exception
 from crm_sandbox.faults import FaultInjector, FaultKind
 from crm_sandbox.objects import FieldDef, ObjectDef, get_object
@@ -67,8 +68,8 @@ TOKEN_PATH = "/services/oauth2/token"
 # Salesforce refuses request URIs over 16,384 bytes; long SOQL must be split by the caller.
 MAX_URI_BYTES = 16_384
 _LOCATOR_RE = re.compile(r"^(?P<locator>[A-Za-z0-9]{15,18})-(?P<offset>\d+)$")
-# The one DELETE the gate lets through: a Bulk API 2.0 ingest job (never a record).
-_INGEST_JOB_PATH_RE = re.compile(r"^/services/data/v\d+\.\d/jobs/ingest/[A-Za-z0-9]{15,18}$")
+# The one DELETE the gate lets through: a Bulk API 2.0 ingest or query job (never a record).
+_BULK_JOB_PATH_RE = re.compile(r"^/services/data/v\d+\.\d/jobs/(ingest|query)/[A-Za-z0-9]{15,18}$")
 DELETE_REFUSED_MESSAGE = (
     "The sandbox CRM refuses deletes: this integration must never delete CRM records."
 )
@@ -112,6 +113,7 @@ class SandboxState:
     deleted_before_log: replication.DeletedBeforeLog = replication.INVALID_REPLICATION_DATE
     queries: QueryEngine = field(default_factory=QueryEngine)
     ingest_jobs: IngestJobs = field(default_factory=IngestJobs)
+    query_jobs: QueryJobs = field(default_factory=QueryJobs)
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -179,7 +181,7 @@ class _ApiGate:
         if (
             method == "DELETE"
             and path.startswith("/services/")
-            and not _INGEST_JOB_PATH_RE.match(path)
+            and not _BULK_JOB_PATH_RE.match(path)
         ):
             # Counted before the session check: any delete attempt is a bug worth surfacing.
             state.count_refused_delete()
@@ -391,7 +393,7 @@ async def resources(request: Request) -> Response:
     """``GET /services/data/vXX.X``: the resources of a version."""
     version = _version(request)
     base = f"/services/data/{version}"
-    names = ("composite", "jobs/ingest", "limits", "query", "queryAll", "sobjects")
+    names = ("composite", "jobs/ingest", "jobs/query", "limits", "query", "queryAll", "sobjects")
     return JSONResponse({name: f"{base}/{name}" for name in names})
 
 
@@ -641,6 +643,65 @@ async def ingest_results(request: Request) -> Response:
     return Response(job.result_csv(kind), media_type="text/csv")
 
 
+def _query_job_version(request: Request) -> str:
+    """The path's version, which must be one serving query jobs (else 404 NOT_FOUND)."""
+    version = _version(request)
+    if float(version.removeprefix("v")) < FIRST_QUERY_JOB_VERSION:
+        raise not_found()
+    return version
+
+
+async def query_jobs(request: Request) -> Response:
+    """``POST .../jobs/query`` (create a query or queryAll job) or ``GET`` (list the jobs)."""
+    version = _query_job_version(request)
+    state = _state(request)
+    if request.method == "GET":
+        return JSONResponse(state.query_jobs.listing(version, request.query_params, state.clock()))
+    body = await _json_body(request)
+    with state.connection() as conn:
+        job = state.query_jobs.create(conn, body, version, state.clock())
+    return JSONResponse(job.info())
+
+
+async def query_job(request: Request) -> Response:
+    """``GET`` (poll), ``PATCH`` (abort) or ``DELETE`` ``.../jobs/query/{id}``."""
+    _query_job_version(request)
+    state = _state(request)
+    job_id = str(request.path_params["job_id"])
+    if request.method == "GET":
+        with state.connection() as conn:
+            answer = state.query_jobs.poll(conn, job_id, state.clock(), state.faults)
+        return JSONResponse(answer)
+    if request.method == "DELETE":
+        state.query_jobs.delete(job_id)
+        return Response(status_code=204)
+    body = await _json_body(request)
+    return JSONResponse(state.query_jobs.abort(job_id, body, state.clock()))
+
+
+async def query_job_results(request: Request) -> Response:
+    """``GET .../jobs/query/{id}/results?locator=&maxRecords=``: one CSV page, streamed."""
+    _query_job_version(request)
+    state = _state(request)
+    params = request.query_params
+    with state.connection() as conn:
+        page = state.query_jobs.results(
+            conn,
+            state.db_path,
+            str(request.path_params["job_id"]),
+            params.get("locator"),
+            params.get("maxRecords"),
+        )
+    return StreamingResponse(
+        page.body,
+        media_type="text/csv",
+        headers={
+            "Sforce-Locator": page.locator,
+            "Sforce-NumberOfRecords": str(page.number_of_records),
+        },
+    )
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SalesforceApiError)
     return _error_response(exc)
@@ -738,6 +799,9 @@ def create_app(state: SandboxState) -> ASGIApp:
         Route(f"{data}/jobs/ingest/{{job_id}}", ingest_job, methods=["GET", "PATCH", "DELETE"]),
         Route(f"{data}/jobs/ingest/{{job_id}}/batches", ingest_batches, methods=["PUT"]),
         Route(f"{data}/jobs/ingest/{{job_id}}/{{kind}}", ingest_results, methods=["GET"]),
+        Route(f"{data}/jobs/query", query_jobs, methods=["GET", "POST"]),
+        Route(f"{data}/jobs/query/{{job_id}}", query_job, methods=["GET", "PATCH", "DELETE"]),
+        Route(f"{data}/jobs/query/{{job_id}}/results", query_job_results, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

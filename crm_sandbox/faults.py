@@ -22,9 +22,15 @@ Two kinds of fault, each armed for a path fragment (and optionally one HTTP meth
   answer with a body can be cut: a 204 (an update, or an upsert's update before API 46.0)
   goes out whole.
 
-Either kind fires for "the next ``times`` matching requests", or, with ``probability=p``, for a
-share ``p`` of matching requests drawn from a ``random.Random(seed)``: the same requests in the
-same order meet the same faults, so tests stay deterministic.
+A third kind is not an HTTP answer but a job outcome: a **failed query job**
+(``server.fail_query_jobs(sobject="Lead", times=1)``). The next Bulk API 2.0 query job (on that
+object) to finish ends ``Failed`` with an ``errorMessage`` instead of ``JobComplete``, the way an
+org reports a query that timed out or broke while it ran: every request about the job is
+answered normally, only the job's state says it failed.
+
+Every kind fires for "the next ``times`` matching requests" (jobs), or, with ``probability=p``,
+for a share ``p`` of them drawn from a ``random.Random(seed)``: the same requests in the same
+order meet the same faults, so tests stay deterministic.
 """
 
 from __future__ import annotations
@@ -42,6 +48,12 @@ _DEFAULT_MESSAGES = {
     "QUERY_TIMEOUT": "Your query request was running for too long.",
     "UNABLE_TO_LOCK_ROW": "unable to obtain exclusive access to this record",
 }
+# The errorMessage of a query job failed on purpose: a query that outran its time, as an org
+# reports it after its own retries.
+DEFAULT_QUERY_JOB_FAILURE = (
+    "InternalServerError : Failed to process query: QUERY_TIMEOUT: Your query request was "
+    "running for too long."
+)
 
 
 class FaultKind(StrEnum):
@@ -49,6 +61,8 @@ class FaultKind(StrEnum):
 
     ERROR = "error"
     DROP = "drop"
+    # Not an answer to a request: the query job it fires on ends Failed.
+    FAILED_QUERY_JOB = "failed_query_job"
 
 
 @dataclass
@@ -70,9 +84,13 @@ class Fault:
     probability: float = 1.0
     rng: random.Random | None = None
     chunked: bool = False
+    # For a failed query job: the object its jobs query (lower case; None: any object).
+    sobject: str | None = None
 
     def matches(self, method: str, path: str) -> bool:
         """Whether a request with ``method`` and ``path`` is one this fault targets."""
+        if self.kind is FaultKind.FAILED_QUERY_JOB:
+            return False
         if self.method is not None and self.method.upper() != method.upper():
             return False
         return self.path_contains in path
@@ -169,6 +187,52 @@ class FaultInjector:
             )
         )
 
+    def fail_query_jobs(
+        self,
+        *,
+        sobject: str | None = None,
+        message: str | None = None,
+        times: int | None = None,
+        probability: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        """Make Bulk API 2.0 query jobs end ``Failed`` (with ``message`` as their
+        ``errorMessage``) instead of ``JobComplete``.
+
+        Which jobs: the next one to finish (``times`` ones), or with ``probability`` a share of
+        them drawn from ``random.Random(seed)``; ``sobject`` restricts it to jobs querying that
+        object (any case). Jobs are matched when they finish, in the order they finish.
+        """
+        remaining, chance, rng = _how_often(times, probability, seed)
+        self._arm(
+            Fault(
+                kind=FaultKind.FAILED_QUERY_JOB,
+                path_contains="",
+                sobject=sobject.lower() if sobject else None,
+                remaining=remaining,
+                message=message or DEFAULT_QUERY_JOB_FAILURE,
+                probability=chance,
+                rng=rng,
+            )
+        )
+
+    def take_query_job_failure(self, sobject: str) -> str | None:
+        """The errorMessage a query job on ``sobject`` finishing now fails with, if an armed
+        failure fires on it (consuming one of its uses); None: the job completes."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind is not FaultKind.FAILED_QUERY_JOB:
+                    continue
+                if fault.sobject not in (None, sobject.lower()) or not fault.fires():
+                    continue
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                self._served[FaultKind.FAILED_QUERY_JOB] += 1
+                return fault.message
+        return None
+
     def _arm(self, fault: Fault) -> None:
         with self._lock:
             self._faults.append(fault)
@@ -200,7 +264,8 @@ class FaultInjector:
 
     @property
     def pending(self) -> int:
-        """How many more requests the armed faults with a ``times`` limit will hit.
+        """How many more requests (query jobs, for failed-job faults) the armed faults with a
+        ``times`` limit will hit.
 
         A probabilistic fault without ``times`` has no such limit and is not counted.
         """
@@ -218,3 +283,9 @@ class FaultInjector:
         """How many responses were cut mid-body."""
         with self._lock:
             return self._served[FaultKind.DROP]
+
+    @property
+    def query_jobs_failed(self) -> int:
+        """How many query jobs ended Failed on purpose."""
+        with self._lock:
+            return self._served[FaultKind.FAILED_QUERY_JOB]

@@ -59,7 +59,7 @@ _BATCH_SIZE_RE = re.compile(r"batchSize\s*=\s*(\d+)", re.IGNORECASE)
 
 
 @contextmanager
-def _within_sqlite_limits() -> Iterator[None]:
+def within_sqlite_limits() -> Iterator[None]:
     """Turn SQLite refusing a query for its size into Salesforce's 400 QUERY_TOO_COMPLICATED.
 
     The SOQL translation bounds nesting and groups long chains, but a query combining both at
@@ -142,14 +142,14 @@ class QueryEngine:
         install_sql_functions(conn)
         if compiled.is_count:
             sql, params = compiled.count_sql()
-            with _within_sqlite_limits():
+            with within_sqlite_limits():
                 (matching,) = conn.execute(sql, params).fetchone()
             total = max(0, matching - compiled.offset)
             if compiled.limit is not None:
                 total = min(total, compiled.limit)
             return {"totalSize": total, "done": True, "records": []}
         sql, params = compiled.ids_sql()
-        with _within_sqlite_limits():
+        with within_sqlite_limits():
             ids = [str(r[0]) for r in conn.execute(sql, params)]
         endpoint = "queryAll" if include_deleted else "query"
         cursor = _Cursor(compiled, ids, batch_size, endpoint)

@@ -276,6 +276,27 @@ class SandboxServer:
             chunked=chunked,
         )
 
+    def fail_query_jobs(
+        self,
+        *,
+        sobject: str | None = None,
+        message: str | None = None,
+        times: int | None = None,
+        probability: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        """Make Bulk API 2.0 query jobs end ``Failed`` instead of ``JobComplete``.
+
+        The next query job to finish (``times`` ones, or with ``probability`` a share drawn from
+        ``random.Random(seed)``), on ``sobject`` if given, ends ``Failed`` with ``message`` (a
+        QUERY_TIMEOUT text by default) as its ``errorMessage``; every request about it is
+        answered normally. Example: ``fail_query_jobs(sobject="Lead", times=1)``; simple-
+        salesforce's ``sf.bulk2.Lead.query(...)`` then raises ``SalesforceOperationError``.
+        """
+        self.state.faults.fail_query_jobs(
+            sobject=sobject, message=message, times=times, probability=probability, seed=seed
+        )
+
     def clear_faults(self) -> None:
         """Disarm every injected fault."""
         self.state.faults.clear()
@@ -294,6 +315,11 @@ class SandboxServer:
     def connections_dropped(self) -> int:
         """How many responses were cut mid-body by :meth:`drop_connections`."""
         return self.state.faults.connections_dropped
+
+    @property
+    def query_jobs_failed(self) -> int:
+        """How many query jobs ended ``Failed`` by :meth:`fail_query_jobs`."""
+        return self.state.faults.query_jobs_failed
 
     def revoke_sessions(self) -> None:
         """Expire every issued access token (the next call answers 401 INVALID_SESSION_ID)."""
