@@ -1,23 +1,42 @@
 """Deterministic, realistically dirty demo data for the sandbox CRM.
 
 The same ``seed`` and ``now`` always produce a byte-identical SQLite file: every random choice
-comes from one ``random.Random(seed)`` (plus Faker instances seeded from it) in a fixed order,
-and nothing reads the clock except the ``now`` default. The records themselves come from
-:mod:`crm_sandbox.generators`, shared with the churn.
+comes from streams seeded with ``seed`` in a fixed order, and nothing reads the clock except the
+``now`` default. The records come from :mod:`crm_sandbox.generators`: record by record from one
+``random.Random(seed)`` and Faker (``RecordGenerator``, shared with the churn) up to
+``COLUMNAR_SEED_THRESHOLD`` Leads + Contacts, the size of every test data set; above it, a chunk
+of columns at a time from numpy and pools of Faker values (``ColumnarGenerator``), which makes
+a million records in about a minute in bounded memory but other records for the same seed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
 import os
 import random
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from crm_sandbox import deletion_log, store
-from crm_sandbox.generators import SIMPLE_EMAIL, RecordGenerator, ascii_slug, iso_date
+from crm_sandbox.generators import (
+    SIMPLE_EMAIL,
+    AccountColumns,
+    ColumnarGenerator,
+    Columns,
+    DirtTally,
+    PickedContacts,
+    RecordGenerator,
+    ascii_slug,
+    iso_date,
+)
 from crm_sandbox.ids import make_id
 from crm_sandbox.objects import (
     ACCOUNT,
@@ -39,6 +58,15 @@ CONVERTED_LEAD_RATE = 0.08
 USER_COUNT = 20
 INACTIVE_USER_COUNT = 2
 _USER_TITLES = ("Sales Representative", "Account Executive", "SDR", "Sales Manager")
+# The two generators (see seed_sandbox) and the size above which the columnar one is used.
+RECORDS = "records"
+COLUMNS = "columns"
+COLUMNAR_SEED_THRESHOLD = 50_000
+# Records generated and inserted at a time by the columnar generator: bounds its memory.
+CHUNK_SIZE = 20_000
+# Contacts read back per query (well under SQLite's bound-parameter limit).
+_LOOKUP_BATCH = 500
+_OBJECTS_BY_NAME = {obj.name: obj for obj in (USER, GROUP, ACCOUNT, OPPORTUNITY, CONTACT, LEAD)}
 
 
 @dataclass(frozen=True)
@@ -282,6 +310,7 @@ def seed_sandbox(
     contacts: int = 1500,
     seed: int = 42,
     now: datetime | None = None,
+    generator: str | None = None,
 ) -> SeedSummary:
     """Write a fresh sandbox database at ``db_path`` (replacing any existing file).
 
@@ -289,10 +318,54 @@ def seed_sandbox(
     built next to ``db_path`` and moved into place, so a running server never reads a half-seeded
     database. It is readable and writable by its owner only (``DB_FILE_MODE``), whatever the
     umask.
+
+    ``generator`` is ``"records"`` (record by record, as every seed up to
+    ``COLUMNAR_SEED_THRESHOLD`` Leads + Contacts is made, so the same seed keeps giving the same
+    file) or ``"columns"`` (chunks of columns drawn with numpy and written as they are made:
+    a million records in about a minute and in bounded memory, but other records than
+    ``"records"`` for the same seed). By default the size decides.
     """
     if leads < 0 or contacts < 0:
         raise ValueError("record counts must not be negative")
+    if generator is None:
+        generator = RECORDS if leads + contacts <= COLUMNAR_SEED_THRESHOLD else COLUMNS
+    if generator not in (RECORDS, COLUMNS):
+        raise ValueError(f"generator must be {RECORDS!r} or {COLUMNS!r}, not {generator!r}")
     now = (now or datetime.now(UTC)).astimezone(UTC)
+
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = db_path.with_name(db_path.name + ".seeding")
+    tmp_path.unlink(missing_ok=True)
+    _create_private(tmp_path)
+    conn = sqlite3.connect(tmp_path)
+    try:
+        if generator == COLUMNS:
+            # The file is private until os.replace: a crash leaves a .seeding file the next
+            # seed removes, so durability mid-seed buys nothing and costs an fsync per page.
+            conn.execute("PRAGMA synchronous = OFF")
+        with conn:
+            store.create_schema(conn)
+            if generator == RECORDS:
+                facts = _write_records(conn, leads, contacts, seed, now)
+            else:
+                facts = _write_columns(conn, leads, contacts, seed, now)
+            store.set_meta(conn, "seed", str(seed))
+            store.set_meta(conn, "seeded_at", store.to_storage_datetime(now))
+            store.set_meta(conn, store.API_USAGE_KEY, "0")
+            store.set_meta(conn, store.DELETES_REFUSED_KEY, "0")
+            # The seed's soft-deleted records were deleted when their SystemModstamp last moved.
+            deletion_log.ensure(conn)
+    finally:
+        conn.close()
+    os.replace(tmp_path, db_path)
+    return SeedSummary(db_path=db_path, seed=seed, now=now, **facts)
+
+
+def _write_records(
+    conn: sqlite3.Connection, leads: int, contacts: int, seed: int, now: datetime
+) -> dict[str, Any]:
+    """Build every record as a dict with RecordGenerator, insert them, return the summary's
+    facts. The order of draws and of statements is what makes a given seed's file."""
     builder = _SeedBuilder(seed, now)
 
     users = builder.users()
@@ -314,26 +387,9 @@ def seed_sandbox(
         (CONTACT, contact_rows),
         (LEAD, lead_rows),
     ]
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = db_path.with_name(db_path.name + ".seeding")
-    tmp_path.unlink(missing_ok=True)
-    _create_private(tmp_path)
-    conn = sqlite3.connect(tmp_path)
-    try:
-        with conn:
-            store.create_schema(conn)
-            for obj, rows in tables:
-                store.insert_rows(conn, obj, rows)
-                store.set_meta(conn, store.serial_key(obj), str(len(rows)))
-            store.set_meta(conn, "seed", str(seed))
-            store.set_meta(conn, "seeded_at", store.to_storage_datetime(now))
-            store.set_meta(conn, store.API_USAGE_KEY, "0")
-            store.set_meta(conn, store.DELETES_REFUSED_KEY, "0")
-            # The seed's soft-deleted records were deleted when their SystemModstamp last moved.
-            deletion_log.ensure(conn)
-    finally:
-        conn.close()
-    os.replace(tmp_path, db_path)
+    for obj, rows in tables:
+        store.insert_rows(conn, obj, rows)
+        store.set_meta(conn, store.serial_key(obj), str(len(rows)))
 
     won_accounts = {
         o["AccountId"] for o in opportunities if o["StageName"] == CLOSED_WON and not o["IsDeleted"]
@@ -342,26 +398,249 @@ def seed_sandbox(
     for account in accounts:
         key = account["Type"] or "(none)"
         accounts_by_type[key] = accounts_by_type.get(key, 0) + 1
-    tally = builder.tally
-    return SeedSummary(
-        db_path=db_path,
-        seed=seed,
-        now=now,
-        counts={obj.name: len(rows) for obj, rows in tables},
-        malformed_emails=tally.malformed_emails,
-        missing_emails=tally.missing_emails,
-        shared_emails=tally.shared_emails,
-        converted_leads=tally.converted_leads,
-        contacts_without_account=tally.contacts_without_account,
-        non_ascii_names=tally.non_ascii_names,
-        opted_out=tally.opted_out,
-        soft_deleted=dict(sorted(tally.soft_deleted.items())),
-        queue_owned_leads=tally.queue_owned_leads,
-        inactive_users=sum(1 for u in users if not u["IsActive"]),
-        accounts_by_type=dict(sorted(accounts_by_type.items())),
-        accounts_with_closed_won=len(won_accounts),
-        prospects_with_closed_won=sum(
+    return {
+        "counts": {obj.name: len(rows) for obj, rows in tables},
+        **_tally_facts(builder.tally),
+        "inactive_users": sum(1 for u in users if not u["IsActive"]),
+        "accounts_by_type": dict(sorted(accounts_by_type.items())),
+        "accounts_with_closed_won": len(won_accounts),
+        "prospects_with_closed_won": sum(
             1 for a in accounts if a["Type"] == "Prospect" and a["Id"] in won_accounts
         ),
-        contacts_with_renewal_date=sum(1 for c in contact_rows if c["Renewal_Date__c"]),
+        "contacts_with_renewal_date": sum(1 for c in contact_rows if c["Renewal_Date__c"]),
+    }
+
+
+def _tally_facts(tally: DirtTally) -> dict[str, Any]:
+    return {
+        "malformed_emails": tally.malformed_emails,
+        "missing_emails": tally.missing_emails,
+        "shared_emails": tally.shared_emails,
+        "converted_leads": tally.converted_leads,
+        "contacts_without_account": tally.contacts_without_account,
+        "non_ascii_names": tally.non_ascii_names,
+        "opted_out": tally.opted_out,
+        "soft_deleted": dict(sorted(tally.soft_deleted.items())),
+        "queue_owned_leads": tally.queue_owned_leads,
+    }
+
+
+def _chunks(count: int) -> Iterator[range]:
+    """Serials 1..count in chunks of ``CHUNK_SIZE``."""
+    for first in range(1, count + 1, CHUNK_SIZE):
+        yield range(first, min(first + CHUNK_SIZE, count + 1))
+
+
+def _insert_columns(conn: sqlite3.Connection, obj: ObjectDef, columns: Columns, n: int) -> None:
+    """Insert ``n`` rows given as columns (fields left out are NULL): one executemany of tuples."""
+    names = [f.name for f in obj.fields]
+    sql = (
+        f"INSERT INTO {store.quote_ident(obj.name)} "
+        f"({', '.join(store.quote_ident(name) for name in names)}) "
+        f"VALUES ({', '.join('?' for _ in names)})"
     )
+    conn.executemany(
+        sql, zip(*(columns.get(name) or itertools.repeat(None, n) for name in names), strict=False)
+    )
+
+
+@contextlib.contextmanager
+def _indexes_built_after(conn: sqlite3.Connection) -> Iterator[None]:
+    """Drop the schema's secondary indexes for the block and build them again after it: one
+    sort per index instead of a B-tree insert per row."""
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    ).fetchall()
+    for name, _ in indexes:
+        conn.execute(f"DROP INDEX {store.quote_ident(name)}")
+    yield
+    for _, sql in indexes:
+        conn.execute(sql)
+
+
+class _ContactLookup:
+    """The Contacts written so far, as Leads need them: which can be converted into or have
+    their email shared, and their names and emails (read back from the file, so that memory
+    holds a few bytes per Contact, not its strings)."""
+
+    def __init__(self, conn: sqlite3.Connection, count: int) -> None:
+        self.conn = conn
+        self.account = np.full(count, -1, dtype=np.int64)
+        self.emailed = np.zeros(count, dtype=bool)
+        self.convertible = np.zeros(count, dtype=bool)
+
+    def add(
+        self, at: range, account: np.ndarray, well_formed: np.ndarray, deleted: list[int]
+    ) -> None:
+        """Record a written chunk of Contacts (serials ``at``)."""
+        where = slice(at.start - 1, at.stop - 1)
+        self.account[where] = account
+        self.emailed[where] = well_formed
+        self.convertible[where] = well_formed & (account >= 0) & (np.array(deleted) == 0)
+
+    def read(self, indexes: np.ndarray) -> PickedContacts:
+        """Names, emails, Ids and Account indexes of the Contacts at ``indexes``, in order."""
+        ids = [make_id(CONTACT.key_prefix, int(i) + 1) for i in indexes.tolist()]
+        found: dict[str, tuple[str, str, str]] = {}
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), _LOOKUP_BATCH):
+            batch = unique[start : start + _LOOKUP_BATCH]
+            for row in self.conn.execute(
+                'SELECT "Id", "FirstName", "LastName", "Email" FROM "Contact" '
+                f'WHERE "Id" IN ({", ".join("?" for _ in batch)})',
+                batch,
+            ):
+                found[row[0]] = (row[1], row[2], row[3])
+        rows = [found[i] for i in ids]
+        return PickedContacts(
+            first=[r[0] for r in rows],
+            last=[r[1] for r in rows],
+            email=[r[2] for r in rows],
+            ids=ids,
+            account=self.account[indexes],
+        )
+
+
+class _OpportunityIndex:
+    """Opportunities grouped by Account, to pick one of an Account's (as conversion does)."""
+
+    def __init__(self, account_at: np.ndarray, accounts: int) -> None:
+        self.order = np.argsort(account_at, kind="stable")
+        self.counts = np.bincount(account_at, minlength=accounts)
+        self.starts = np.cumsum(self.counts) - self.counts
+
+    def pick(self, account_at: np.ndarray, draw: np.ndarray) -> np.ndarray:
+        """An Opportunity Id of each Account in ``account_at`` (None for none)."""
+        counts = self.counts[account_at]
+        offset = np.minimum((draw * counts).astype(np.int64), np.maximum(counts - 1, 0))
+        serial = self.order[np.minimum(self.starts[account_at] + offset, len(self.order) - 1)] + 1
+        return _ids_or_none(OPPORTUNITY, serial, counts > 0)
+
+
+def _ids_or_none(obj: ObjectDef, serials: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    out = np.full(len(serials), None, dtype=object)
+    for i in np.flatnonzero(keep).tolist():
+        out[i] = make_id(obj.key_prefix, int(serials[i]))
+    return out
+
+
+def _ids(obj: ObjectDef, serials: range) -> list[str]:
+    return [make_id(obj.key_prefix, serial) for serial in serials]
+
+
+def _write_columns(
+    conn: sqlite3.Connection, leads: int, contacts: int, seed: int, now: datetime
+) -> dict[str, Any]:
+    """Write the org chunk by chunk with ColumnarGenerator; return the summary's facts.
+
+    Memory holds one chunk of rows plus a few numbers per record (Account names and domains,
+    each Contact's Account index and email flags, each Opportunity's Account), never the
+    records themselves.
+    """
+    builder = _SeedBuilder(seed, now)  # Users and Groups as the records path makes them
+    users = builder.users()
+    groups = builder.groups()
+    active_owners = [u["Id"] for u in users if u["IsActive"]]
+    all_owners = [u["Id"] for u in users]
+    queues = [g["Id"] for g in groups]
+    gen = ColumnarGenerator(seed, now)
+    account_count = max(1, contacts // 5)
+    opportunity_count = round(account_count * 1.5)
+    renewals = 0
+    with _indexes_built_after(conn):
+        for obj, rows in ((USER, users), (GROUP, groups)):
+            store.insert_rows(conn, obj, rows)
+
+        parts = []
+        for at in _chunks(account_count):
+            columns, part = gen.accounts(_ids(ACCOUNT, at), active_owners)
+            _insert_columns(conn, ACCOUNT, columns, len(at))
+            parts.append(part)
+        accounts = AccountColumns(
+            *(
+                np.concatenate([getattr(p, f.name) for p in parts])
+                for f in dataclasses.fields(AccountColumns)
+            )
+        )
+        live = accounts.live
+        prospects = live[accounts.types[live] == "Prospect"]
+
+        opportunity_account = np.zeros(opportunity_count, dtype=np.int64)
+        won = np.zeros(opportunity_count, dtype=bool)
+        for at in _chunks(opportunity_count):
+            n = len(at)
+            account_at = live[gen.rng.integers(len(live), size=n)]
+            stages = gen.opportunity_stages(n)
+            if at.start == 1 and len(prospects):
+                # A Closed Won opportunity on a Prospect, as the records path makes its first.
+                account_at[0], stages[0] = prospects[0], CLOSED_WON
+            columns = gen.opportunities(
+                _ids(OPPORTUNITY, at), account_at, accounts, active_owners, stages
+            )
+            _insert_columns(conn, OPPORTUNITY, columns, n)
+            where = slice(at.start - 1, at.stop - 1)
+            opportunity_account[where] = account_at
+            won[where] = (stages == CLOSED_WON) & (np.array(columns["IsDeleted"]) == 0)
+        opportunities = _OpportunityIndex(opportunity_account, account_count)
+
+        customers = np.array([(t or "").startswith("Customer") for t in accounts.types.tolist()])
+        lookup = _ContactLookup(conn, contacts)
+        for at in _chunks(contacts):
+            columns, account_at, well_formed = gen.contacts(
+                _ids(CONTACT, at), accounts, customers, all_owners
+            )
+            _insert_columns(conn, CONTACT, columns, len(at))
+            lookup.add(at, account_at, well_formed, columns["IsDeleted"])
+            renewals += sum(1 for value in columns["Renewal_Date__c"] if value)
+
+        convertible = np.flatnonzero(lookup.convertible)
+        emailed = np.flatnonzero(lookup.emailed)
+        for at in _chunks(leads):
+            n = len(at)
+            draw = gen.rng.random(n)
+            converted = (draw < CONVERTED_LEAD_RATE) & (len(convertible) > 0)
+            shared = (
+                ~converted & (draw < CONVERTED_LEAD_RATE + SHARED_EMAIL_RATE) & (len(emailed) > 0)
+            )
+            reused = converted | shared
+            picked = np.zeros(int(reused.sum()), dtype=np.int64)
+            into = converted[reused]
+            if into.any():
+                picked[into] = convertible[gen.rng.integers(len(convertible), size=int(into.sum()))]
+            if (~into).any():
+                picked[~into] = emailed[gen.rng.integers(len(emailed), size=int((~into).sum()))]
+            columns = gen.leads(
+                _ids(LEAD, at),
+                converted,
+                shared,
+                lookup.read(picked),
+                accounts,
+                opportunities.pick,
+                all_owners,
+                queues,
+            )
+            _insert_columns(conn, LEAD, columns, n)
+
+    counts = {
+        USER.name: len(users),
+        GROUP.name: len(groups),
+        ACCOUNT.name: account_count,
+        OPPORTUNITY.name: opportunity_count,
+        CONTACT.name: contacts,
+        LEAD.name: leads,
+    }
+    for name, count in counts.items():
+        store.set_meta(conn, store.serial_key(_OBJECTS_BY_NAME[name]), str(count))
+    won_accounts = np.unique(opportunity_account[won])
+    types, type_counts = np.unique(
+        np.array([t or "(none)" for t in accounts.types.tolist()]), return_counts=True
+    )
+    return {
+        "counts": counts,
+        **_tally_facts(gen.tally),
+        "inactive_users": sum(1 for u in users if not u["IsActive"]),
+        "accounts_by_type": dict(zip(types.tolist(), type_counts.tolist(), strict=True)),
+        "accounts_with_closed_won": len(won_accounts),
+        "prospects_with_closed_won": int((accounts.types[won_accounts] == "Prospect").sum()),
+        "contacts_with_renewal_date": renewals,
+    }
