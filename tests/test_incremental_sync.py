@@ -86,6 +86,9 @@ def fresh_full_sync_of(home: ActonHome, root: Path, monkeypatch: pytest.MonkeyPa
     return fresh
 
 
+# The CRM read through REST query, and through Bulk API 2.0 query jobs (queryAll for the
+# incremental window, as REST's queryAll).
+@pytest.mark.parametrize("crm_read", ["rest", "bulk"])
 @settings(
     max_examples=3,
     deadline=None,
@@ -101,6 +104,7 @@ def fresh_full_sync_of(home: ActonHome, root: Path, monkeypatch: pytest.MonkeyPa
 def test_incremental_after_churn_equals_a_fresh_full_sync(
     tmp_path_factory: pytest.TempPathFactory,
     small_crm: SeedSummary,
+    crm_read: str,
     seed: int,
     updates: int,
     creates: int,
@@ -109,6 +113,7 @@ def test_incremental_after_churn_equals_a_fresh_full_sync(
 ) -> None:
     root = tmp_path_factory.mktemp("churn")
     with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("ACTON_CRM_READ", crm_read)
         home = make_home(root / "incremental", small_crm, monkeypatch)
         assert run_full_sync(home).success
         churn_sandbox(

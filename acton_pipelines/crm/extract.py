@@ -33,6 +33,17 @@ def check_record_id(record_id: str) -> str:
     return record_id
 
 
+def _window_conditions(window: SyncWindow) -> str:
+    """`` WHERE SystemModstamp in the window`` (empty for a full read), bounds through
+    ``format_soql``."""
+    conditions = []
+    if window.start is not None:
+        conditions.append(format_soql("SystemModstamp >= {}", window.start))
+    if window.end is not None:
+        conditions.append(format_soql("SystemModstamp < {}", window.end))
+    return " WHERE " + " AND ".join(conditions) if conditions else ""
+
+
 def build_soql(crm_object: CrmObject, fields: Iterable[str], window: SyncWindow) -> str:
     """``SELECT <fields> FROM <object> [WHERE SystemModstamp in the window]``.
 
@@ -40,14 +51,13 @@ def build_soql(crm_object: CrmObject, fields: Iterable[str], window: SyncWindow)
     """
     select = ", ".join(check_identifier(f) for f in fields)
     soql = f"SELECT {select} FROM {check_identifier(crm_object.name)}"
-    conditions = []
-    if window.start is not None:
-        conditions.append(format_soql("SystemModstamp >= {}", window.start))
-    if window.end is not None:
-        conditions.append(format_soql("SystemModstamp < {}", window.end))
-    if conditions:
-        soql += " WHERE " + " AND ".join(conditions)
-    return soql
+    return soql + _window_conditions(window)
+
+
+def build_count_soql(crm_object: CrmObject, window: SyncWindow) -> str:
+    """``SELECT COUNT() FROM <object> [WHERE SystemModstamp in the window]``: how many records
+    a read of ``window`` would bring, for the price of one call and no records."""
+    return f"SELECT COUNT() FROM {check_identifier(crm_object.name)}" + _window_conditions(window)
 
 
 def field_types(
@@ -81,25 +91,49 @@ def field_types(
     return types
 
 
-def _value(record: dict[str, Any], name: str) -> Any:
-    current: Any = record
-    for part in name.split("."):
-        if not isinstance(current, dict):
-            return None
-        lowered = {k.lower(): v for k, v in current.items()}
-        current = lowered.get(part.lower())
-    return current
+def _get(mapping: dict[str, Any], key: str) -> Any:
+    """``mapping[key]``; only when that key is missing, the first key equal to it ignoring case
+    (SOQL names are case-insensitive and a mapping may spell a field otherwise than the
+    describe, whose casing the CRM answers with), else ``None``."""
+    try:
+        return mapping[key]
+    except KeyError:
+        lowered = key.lower()
+        return next((v for k, v in mapping.items() if k.lower() == lowered), None)
+
+
+def _column_values(records: list[dict[str, Any]], name: str) -> list[Any]:
+    """Field ``name`` (``Email``, or a hop like ``Owner.Name``) of each record; ``None`` where
+    the record lacks it or a hop's parent is null."""
+    first, *hops = name.split(".")
+    # Most lookups hit the exact key: keep them free of a Python call per record.
+    values = [r[first] if first in r else _get(r, first) for r in records]
+    for hop in hops:
+        values = [_get(v, hop) if isinstance(v, dict) else None for v in values]
+    return values
+
+
+def _dates(column: pd.Series) -> pd.Series:
+    """ISO date strings (or ``None``) as ``datetime.date`` objects (or ``None``)."""
+    parsed = pd.to_datetime(column, format="ISO8601")
+    values = parsed.dt.date.to_numpy(dtype=object, copy=True)
+    values[parsed.isna().to_numpy()] = None
+    return pd.Series(values, index=column.index, dtype=object)
 
 
 def page_frame(records: list[dict[str, Any]], types: dict[str, str]) -> pd.DataFrame:
-    """One query page as a DataFrame: one column per field (``crm_column_name``), typed."""
-    data = {crm_column_name(name): [_value(r, name) for r in records] for name in types}
+    """One query page as a DataFrame: one column per field (``crm_column_name``), typed.
+
+    Columns are ``object`` holding the JSON values (``None`` for null), except datetimes
+    (``datetime64[.., UTC]``) and dates (``datetime.date`` objects): the Bulk API reader
+    (``crm.bulk_query``) gives the same columns, so the load does not care which path read them.
+    """
+    data = {crm_column_name(name): _column_values(records, name) for name in types}
     frame = pd.DataFrame(data, dtype=object)
     for name, crm_type in types.items():
         column = crm_column_name(name)
         if crm_type == "datetime":
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         elif crm_type == "date":
-            parsed = pd.to_datetime(frame[column], format="ISO8601")
-            frame[column] = [d.date() if pd.notna(d) else None for d in parsed]
+            frame[column] = _dates(frame[column])
     return frame

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, delete, func, insert, literal, select
 
+from acton_pipelines.crm.bulk_query import bulk_query_pages
 from acton_pipelines.crm.client import CrmClient
 from acton_pipelines.crm.deletion_log import deletion_log_gap
-from acton_pipelines.crm.extract import build_soql, page_frame
+from acton_pipelines.crm.extract import build_count_soql, build_soql, page_frame
 from acton_pipelines.crm.mass_delete import (
     DeletionCheck,
     MassDeleteRefused,
@@ -20,6 +22,7 @@ from acton_pipelines.crm.mass_delete import (
     max_delete_fraction,
 )
 from acton_pipelines.crm.objects import CrmObject
+from acton_pipelines.errors import UserError
 from acton_pipelines.runs.run_window import lookback
 from acton_pipelines.runs.window import FULL_SYNC, SyncWindow
 from acton_pipelines.warehouse.schema import ensure_table
@@ -30,13 +33,23 @@ from acton_pipelines.warehouse.sync_runs import (
     last_high_water_mark,
     utc_now,
 )
-from acton_pipelines.warehouse.tables import crm_fields, crm_table, sync_deletions, sync_runs
+from acton_pipelines.warehouse.tables import (
+    crm_column_name,
+    crm_fields,
+    crm_table,
+    sync_deletions,
+    sync_runs,
+)
 
 IS_DELETED = "IsDeleted"
 # Moved by every write to a record, our own pushes included: not a change of what we mirror.
 MODIFICATION_STAMPS = frozenset({"systemmodstamp", "lastmodifieddate", "lastmodifiedbyid"})
 # Which run last changed a mirror row, and when: kept by a row read again unchanged.
 AUDIT_COLUMNS = ("sync_run_id", "synced_at")
+CRM_READ_ENV = "ACTON_CRM_READ"
+CRM_READ_MODES = ("auto", "bulk", "rest")
+BULK_THRESHOLD_ENV = "ACTON_BULK_THRESHOLD"
+DEFAULT_BULK_THRESHOLD = 10_000
 
 
 def _record_deletions(
@@ -174,6 +187,80 @@ def replace_crm_fields(
         conn.execute(insert(crm_fields), rows)
 
 
+def crm_read_mode() -> str:
+    """``ACTON_CRM_READ``: ``auto`` (default), or ``bulk`` / ``rest`` to force one path."""
+    mode = os.environ.get(CRM_READ_ENV, "").strip().lower() or "auto"
+    if mode not in CRM_READ_MODES:
+        raise UserError(
+            f"{CRM_READ_ENV}={mode!r} is not a way to read the CRM; use one of "
+            f"{', '.join(CRM_READ_MODES)} (auto: Bulk API 2.0 for full reads and large windows)"
+        )
+    return mode
+
+
+def bulk_threshold() -> int:
+    """``ACTON_BULK_THRESHOLD``: above this many records an incremental window is read through
+    Bulk API 2.0 (default 10,000)."""
+    raw = os.environ.get(BULK_THRESHOLD_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_BULK_THRESHOLD
+    if not raw.isdigit():
+        raise UserError(
+            f"{BULK_THRESHOLD_ENV}={raw!r} is not a number of records; set it to a whole "
+            f"number, e.g. {BULK_THRESHOLD_ENV}={DEFAULT_BULK_THRESHOLD}"
+        )
+    return int(raw)
+
+
+def choose_bulk(
+    client: CrmClient, crm_object: CrmObject, window: SyncWindow, include_deleted: bool
+) -> tuple[bool, str]:
+    """Whether to read ``window`` through Bulk API 2.0 rather than REST query, and why.
+
+    A query job costs a few calls before its first record (create, polls) but then reads up to
+    ``ACTON_BULK_PAGE_RECORDS`` records a call as CSV, where REST reads 2,000 as JSON: Bulk
+    wins on volume, REST on small windows. So, with ``ACTON_CRM_READ=auto`` (the default), a
+    full read goes through Bulk; an incremental window first asks ``SELECT COUNT()`` over the
+    window (one REST call, no records; ``queryAll`` when deleted records count too) and goes
+    through Bulk above ``ACTON_BULK_THRESHOLD`` records (default 10,000), through REST at or
+    below it. ``ACTON_CRM_READ=bulk`` / ``rest`` forces one path.
+    """
+    mode = crm_read_mode()
+    if mode != "auto":
+        return mode == "bulk", f"{CRM_READ_ENV}={mode}"
+    if window.is_full:
+        return True, "a full read"
+    threshold = bulk_threshold()
+    count_soql = build_count_soql(crm_object, window)
+    count = next(client.query_pages(count_soql, include_deleted=include_deleted)).total_size
+    side = "above" if count > threshold else "not above"
+    why = f"{count:,} records in the window, {side} {BULK_THRESHOLD_ENV}={threshold:,}"
+    return count > threshold, why
+
+
+def _page_frames(
+    client: CrmClient,
+    crm_object: CrmObject,
+    types: dict[str, str],
+    window: SyncWindow,
+    include_deleted: bool,
+    progress: Callable[[str], Any],
+) -> Iterator[tuple[pd.DataFrame, int]]:
+    """The window's records as typed frames (``page_frame``'s columns, whichever the path),
+    each with the size of the whole read."""
+    bulk, why = choose_bulk(client, crm_object, window, include_deleted)
+    progress(f"{crm_object.table}: reading through {'Bulk API 2.0' if bulk else 'REST'} ({why})")
+    soql = build_soql(crm_object, list(types), window)
+    if bulk:
+        for page in bulk_query_pages(
+            client, soql, types, object_name=crm_object.name, include_deleted=include_deleted
+        ):
+            yield page.frame, page.total_size
+    else:
+        for rest_page in client.query_pages(soql, include_deleted=include_deleted):
+            yield page_frame(rest_page.records, types), rest_page.total_size
+
+
 def _read_pages(
     client: CrmClient,
     crm_object: CrmObject,
@@ -183,27 +270,31 @@ def _read_pages(
     run: SyncRun,
     progress: Callable[[str], Any],
 ) -> dict[str, Any]:
-    """Stage the window's records page by page; an incremental read sets aside the deleted
-    ones (``queryAll`` with ``IsDeleted``) instead of staging them: returns their Ids, each
-    with when it was deleted."""
+    """Stage the window's records page by page (through Bulk API 2.0 or REST: ``choose_bulk``);
+    an incremental read sets aside the deleted ones (``queryAll`` with ``IsDeleted``) instead
+    of staging them: returns their Ids, each with when it was deleted."""
     with_deletions = not window.is_full and crm_object.has_is_deleted
-    fields = [*types, IS_DELETED] if with_deletions else list(types)
-    soql = build_soql(crm_object, fields, window)
+    read_types = {**types, IS_DELETED: "boolean"} if with_deletions else types
+    is_deleted = crm_column_name(IS_DELETED)
+    mirrored = {crm_column_name(name) for name in types}
     deleted_at: dict[str, Any] = {}
     synced_at = utc_now()
-    for page in client.query_pages(soql, include_deleted=with_deletions):
-        frame = page_frame(page.records, types)
+    pages = _page_frames(client, crm_object, read_types, window, with_deletions, progress)
+    for frame, total_size in pages:
+        rows_read = len(frame)
         run.high_water_mark = _newest(run.high_water_mark, frame["systemmodstamp"])
         if with_deletions:
-            gone = [bool(r.get(IS_DELETED)) for r in page.records]
+            gone = frame[is_deleted].eq(True).to_numpy()
             stamps = frame.loc[gone, "systemmodstamp"]
             deleted_at.update(zip(frame.loc[gone, "id"], stamps, strict=True))
-            frame = frame.loc[[not g for g in gone]]
+            frame = frame.loc[~gone]
+            if is_deleted not in mirrored:
+                frame = frame.drop(columns=is_deleted)
         frame["sync_run_id"] = run.run_id
         frame["synced_at"] = synced_at
         load.append(frame)
-        run.rows_read += len(page.records)
-        progress(f"{crm_object.table}: read {run.rows_read:,} of {page.total_size:,}")
+        run.rows_read += rows_read
+        progress(f"{crm_object.table}: read {run.rows_read:,} of {total_size:,}")
     return deleted_at
 
 
@@ -248,10 +339,14 @@ def sync_crm_object(
     progress: Callable[[str], Any] = print,
     allow_mass_delete: bool = False,
     describe: dict[str, Any] | None = None,
+    api_calls_before: int | None = None,
 ) -> SyncRun:
     """Read ``crm_object`` page by page into a staging table, then merge it into its mirror
     table, apply deletions and record ``sync_runs``, all in one transaction.
 
+    Records are read through Bulk API 2.0 (a full read, or an incremental window of more than
+    ``ACTON_BULK_THRESHOLD`` records, default 10,000) or REST query (smaller windows): see
+    :func:`choose_bulk`; ``ACTON_CRM_READ=bulk|rest`` forces one. Both give the same frames.
     An incremental sync reads its window with ``queryAll``: records with ``IsDeleted`` are
     removed from the mirror and listed in ``sync_deletions``. It turns into a full read when
     it reads fields (``types``) the last successful sync did not (a mapping change), or when
@@ -261,13 +356,15 @@ def sync_crm_object(
     mass-delete guard's line (``ACTON_MAX_DELETE_FRACTION``) stop the sync before anything is
     written, unless ``allow_mass_delete``. Records whose mirrored values did not change keep
     their ``sync_run_id`` (counted in ``rows_unchanged``). With ``describe`` (the object's CRM
-    describe), ``crm_fields`` is refreshed in the same transaction.
+    describe), ``crm_fields`` is refreshed in the same transaction. ``sync_runs.api_calls``
+    counts the client's calls since ``api_calls_before`` (the step's start, so its describes
+    count too; default: now), ``api_usage`` the org's usage the CRM last reported.
     """
     table = crm_table(crm_object.table, types.items())
     for needed in (table, sync_deletions, sync_runs, crm_fields):
         ensure_table(engine, needed)
     max_fraction = None if allow_mass_delete else max_delete_fraction()
-    calls_before = client.api_calls
+    calls_before = client.api_calls if api_calls_before is None else api_calls_before
     run = SyncRun(run_id=run_id, object=crm_object.table, mode=window.mode)
     run.fields_read = ",".join(types)
     try:
@@ -281,6 +378,7 @@ def sync_crm_object(
         with StagedLoad(engine, table, ["id"], run_id) as load:
             deleted_at = _read_pages(client, crm_object, types, window, load, run, progress)
             run.api_calls = client.api_calls - calls_before
+            run.api_usage = client.api_usage
             with engine.begin() as conn:
                 _merge(conn, load, crm_object, window, deleted_at, run, max_fraction)
                 if describe is not None:
@@ -293,6 +391,7 @@ def sync_crm_object(
         )
     except Exception as error:
         run.api_calls = client.api_calls - calls_before
+        run.api_usage = client.api_usage
         run.record_failure(engine, error)
         raise
     return run

@@ -1,7 +1,10 @@
 """Loads that stage rows first and merge them in one short transaction.
 
 Rows arrive in chunks (pages from the CRM, chunks of contacts) and go into a staging table in
-small transactions, so a long extraction never holds the warehouse's write lock. The merge into
+one transaction per chunk, so a long extraction never holds the warehouse's write lock. A chunk
+travels as columns, never as per-record Python dicts: it becomes an Arrow table typed from the
+target's columns, sent by PostgreSQL ``COPY`` as CSV written by Arrow, or by SQLite
+``executemany`` of tuples zipped from whole columns. The merge into
 the target (upsert by key, optional reconciliation of rows the load did not bring, and the
 ``sync_runs`` record) is one transaction: it commits entirely or not at all, and a run killed
 half-way leaves the target as it was.
@@ -9,20 +12,29 @@ half-way leaves the target as it was.
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import csv as pa_csv
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
+    Date,
+    DateTime,
     Engine,
+    Float,
     Index,
     Integer,
     MetaData,
+    String,
     Table,
     and_,
     delete,
@@ -35,6 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
 
 from acton_pipelines.warehouse.schema import ensure_table
 
@@ -52,10 +65,13 @@ def dialect_insert(engine_or_conn: Engine | Connection, table: Table) -> Any:
 
 
 def frame_records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
-    """DataFrame rows as plain Python values for the DB driver: NA/NaN/NaT become ``None``."""
-    subset = frame[list(columns)].astype(object)
-    subset = subset.where(subset.notna(), None)
-    return subset.to_dict("records")
+    """DataFrame rows as plain Python values for the DB driver: NA/NaN/NaT become ``None``.
+
+    For the few rows SQLAlchemy statements take as dicts; bulk loads go through
+    :class:`StagedLoad`, which never builds them."""
+    names = list(columns)
+    values = [frame[c].to_numpy(dtype=object, na_value=None) for c in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def upsert_records(
@@ -112,7 +128,8 @@ def drop_abandoned_stages(engine: Engine, live_run_ids: Iterable[str]) -> list[s
 
 
 def copy_rows(conn: Connection, table: Table, columns: list[str], rows: list[tuple]) -> None:
-    """PostgreSQL ``COPY ... FROM STDIN`` of ``rows`` into ``table`` (psycopg 3)."""
+    """PostgreSQL ``COPY ... FROM STDIN`` of ``rows`` into ``table`` (psycopg 3), row by row:
+    the way for chunks whose values Arrow cannot type (see :func:`arrow_chunk`)."""
     from psycopg import sql
 
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
@@ -124,12 +141,114 @@ def copy_rows(conn: Connection, table: Table, columns: list[str], rows: list[tup
             copy.write_row(row)
 
 
+# COPY data is handed to psycopg in blocks of this size: few calls, bounded extra memory.
+COPY_BLOCK_BYTES = 4 * 1024 * 1024
+
+
+class NotColumnar(ValueError):
+    """A chunk's column whose values do not fit the target column's Arrow type (text holding
+    numbers, a type Arrow is not told about): the chunk takes the row-by-row way."""
+
+
+def _arrow_type(column_type: TypeEngine) -> pa.DataType | None:
+    """The Arrow type a warehouse column is sent as, or ``None`` (not sent columnar)."""
+    if isinstance(column_type, Boolean):
+        return pa.bool_()
+    if isinstance(column_type, Integer):
+        return pa.int64()
+    if isinstance(column_type, Float):
+        return pa.float64()
+    if isinstance(column_type, DateTime):
+        # Naive columns would need the session's time zone to match what the driver did.
+        return pa.timestamp("us", tz="UTC") if column_type.timezone else None
+    if isinstance(column_type, Date):
+        return pa.date32()
+    if isinstance(column_type, String):
+        return pa.string()
+    return None
+
+
+def arrow_chunk(frame: pd.DataFrame, columns: Sequence[str], table: Table) -> pa.Table:
+    """``frame``'s ``columns`` as an Arrow table typed from ``table``'s columns (NaN, NaT and
+    ``None`` are null; timestamps to microseconds, as the drivers store them), or
+    ``NotColumnar``."""
+    arrays = []
+    for name in columns:
+        arrow_type = _arrow_type(table.c[name].type)
+        if arrow_type is None:
+            raise NotColumnar(f"column {name} ({table.c[name].type}) is not sent columnar")
+        series = frame[name]
+        try:
+            if pd.api.types.is_datetime64_any_dtype(series.dtype):
+                array = pa.array(series, from_pandas=True).cast(arrow_type, safe=False)
+            else:
+                array = pa.array(series, type=arrow_type, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+            raise NotColumnar(f"column {name}: {error}") from None
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+def copy_chunk(conn: Connection, table: Table, chunk: pa.Table) -> None:
+    """PostgreSQL ``COPY ... FROM STDIN (FORMAT csv)`` of ``chunk`` into ``table``: Arrow writes
+    the CSV, psycopg sends it in large blocks. Every value is quoted, so only an unquoted empty
+    field is NULL and an empty string stays one; text needs no escaping beyond CSV's quotes."""
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(table.name),
+        sql.SQL(", ").join(sql.Identifier(c) for c in chunk.column_names),
+    )
+    buffer = io.BytesIO()
+    pa_csv.write_csv(
+        chunk,
+        buffer,
+        write_options=pa_csv.WriteOptions(include_header=False, quoting_style="all_valid"),
+    )
+    data = buffer.getbuffer()
+    driver_connection = conn.connection.driver_connection
+    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        for start in range(0, len(data), COPY_BLOCK_BYTES):
+            copy.write(data[start : start + COPY_BLOCK_BYTES])
+    data.release()
+
+
+def _sqlite_column(column: pa.ChunkedArray) -> Any:
+    """One column as the values SQLAlchemy's SQLite types would bind (``None`` for null):
+    datetimes as ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC), dates as ``YYYY-MM-DD``, booleans 1/0."""
+    if pa.types.is_timestamp(column.type):
+        # %S of a microsecond timestamp carries its six decimals.
+        column = pc.strftime(column, format="%Y-%m-%d %H:%M:%S")
+    elif pa.types.is_date(column.type):
+        column = pc.strftime(column, format="%Y-%m-%d")
+    elif pa.types.is_boolean(column.type):
+        column = column.cast(pa.int64())
+    values = column.to_pandas(integer_object_nulls=True)
+    return values.to_numpy(dtype=object, na_value=None)
+
+
+def insert_chunk(conn: Connection, table: Table, chunk: pa.Table) -> None:
+    """SQLite ``executemany`` of ``chunk``'s rows, as tuples zipped from whole columns, in
+    ``conn``'s transaction."""
+    quote = conn.dialect.identifier_preparer.quote
+    names = ", ".join(quote(c) for c in chunk.column_names)
+    marks = ", ".join("?" for _ in chunk.column_names)
+    statement = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks})"
+    columns = [_sqlite_column(column) for column in chunk.columns]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(statement, zip(*columns, strict=True))
+    finally:
+        cursor.close()
+
+
 class StagedLoad:
     """Stage rows for ``target`` and merge them by ``key``.
 
-    Rows are appended to a staging table with ``COPY`` on PostgreSQL and a plain multi-row
-    ``INSERT`` on SQLite. A key staged twice (overlapping pages or windows) merges its last
-    version. Use as a context manager: the staging table is dropped on exit, whatever happened.
+    Rows are appended to a staging table with ``COPY`` on PostgreSQL and ``executemany`` on
+    SQLite, a chunk at a time as columns (see the module docstring). A key staged twice
+    (overlapping pages or windows) merges its last version. Use as a context manager: the
+    staging table is dropped on exit, whatever happened.
     """
 
     def __init__(
@@ -171,13 +290,29 @@ class StagedLoad:
         if frame.empty:
             return
         columns = [c for c in frame.columns if c in self.target.c]
-        records = frame_records(frame, columns)
+        try:
+            chunk: pa.Table | None = arrow_chunk(frame, columns, self.stage)
+        except NotColumnar:
+            # Values Arrow cannot type exactly go to the driver as they are, as they always did.
+            chunk = None
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                copy_rows(conn, self.stage, columns, [tuple(r.values()) for r in records])
+            postgres = conn.dialect.name == "postgresql"
+            if chunk is not None and postgres and self._utf8(conn):
+                copy_chunk(conn, self.stage, chunk)
+            elif chunk is not None and not postgres:
+                insert_chunk(conn, self.stage, chunk)
+            elif postgres:
+                rows = [tuple(r.values()) for r in frame_records(frame, columns)]
+                copy_rows(conn, self.stage, columns, rows)
             else:
-                conn.execute(insert(self.stage), records)
+                conn.execute(insert(self.stage), frame_records(frame, columns))
         self.staged_rows += len(frame)
+
+    @staticmethod
+    def _utf8(conn: Connection) -> bool:
+        """Whether the PostgreSQL session reads COPY data as UTF-8 (Arrow writes UTF-8)."""
+        encoding = conn.connection.driver_connection.info.encoding  # type: ignore[union-attr]
+        return str(encoding).replace("_", "-").lower() in ("utf-8", "utf8")
 
     def _latest_per_key(self) -> ColumnElement[bool]:
         # An alias, so the subquery stays uncorrelated inside an UPDATE of the stage itself.

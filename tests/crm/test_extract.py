@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ from acton_pipelines.crm.extract import build_soql, field_types, page_frame
 from acton_pipelines.crm.objects import ACCOUNT, CONTACT, LEAD, USER, fields_to_read
 from acton_pipelines.mapping.models import DataType, FieldMapping, Mapping, ScoreSheet
 from acton_pipelines.runs.window import FULL_SYNC, SyncWindow
+from acton_pipelines.warehouse.tables import crm_column_name
 
 
 def test_full_sync_reads_without_a_where_clause() -> None:
@@ -137,3 +139,114 @@ def test_page_frame_types_datetimes_dates_and_relationships() -> None:
     assert frame.loc[0, "birthdate"] == date(1980, 2, 29)
     assert frame.loc[0, "reportsto__email"] == "boss@example.com"
     assert frame.loc[1].drop("id").isna().all()
+
+
+def _page_frame_before_issue_12(
+    records: list[dict[str, Any]], types: dict[str, str]
+) -> pd.DataFrame:
+    """``page_frame`` as it was: a lower-cased copy of each record's dict for every field, the
+    dates typed record by record. The reference the faster one must equal."""
+
+    def value(record: dict[str, Any], name: str) -> Any:
+        current: Any = record
+        for part in name.split("."):
+            if not isinstance(current, dict):
+                return None
+            lowered = {k.lower(): v for k, v in current.items()}
+            current = lowered.get(part.lower())
+        return current
+
+    data = {crm_column_name(name): [value(r, name) for r in records] for name in types}
+    frame = pd.DataFrame(data, dtype=object)
+    for name, crm_type in types.items():
+        column = crm_column_name(name)
+        if crm_type == "datetime":
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        elif crm_type == "date":
+            parsed = pd.to_datetime(frame[column], format="ISO8601")
+            frame[column] = [d.date() if pd.notna(d) else None for d in parsed]
+    return frame
+
+
+TRICKY_TYPES = {
+    "Id": "id",
+    "Email": "email",
+    "SystemModstamp": "datetime",
+    "Birthdate": "date",
+    "ConvertedDate": "date",
+    "LastActivityDate": "datetime",
+    "IsConverted": "boolean",
+    "NumberOfEmployees": "int",
+    "AnnualRevenue": "currency",
+    "Owner.Name": "string",
+    "Account.Owner.Email": "email",
+    "Missing__c": "string",
+}
+
+TRICKY_RECORDS: list[dict[str, Any]] = [
+    {
+        "attributes": {"type": "Lead"},
+        "Id": "00Q000000000001AAA",
+        "Email": "a@example.com",
+        "SystemModstamp": "2026-11-26T10:00:00.000+0000",
+        "Birthdate": "1980-02-29",
+        "ConvertedDate": None,
+        "LastActivityDate": None,
+        "IsConverted": False,
+        "NumberOfEmployees": 12,
+        "AnnualRevenue": 1.5,
+        "Owner": {"attributes": {"type": "User"}, "Name": "Ann"},
+        "Account": {"Owner": {"Email": "boss@example.com"}},
+    },
+    # Keys spelled otherwise than the field list (the mapping's spelling is not the CRM's).
+    {
+        "id": "00Q000000000002AAA",
+        "EMAIL": "B@Example.com",
+        "systemmodstamp": "2026-11-27T11:30:00.123+0000",
+        "birthDate": None,
+        "convertedDate": "2026-01-02",
+        "IsConverted": True,
+        "numberofemployees": None,
+        "AnnualRevenue": 0,
+        "owner": {"name": "Queue One"},
+        "account": {"owner": None},
+    },
+    # Null relationships, missing fields, a relationship that is not an object.
+    {
+        "Id": "00Q000000000003AAA",
+        "SystemModstamp": "2026-11-28T00:00:00.000+0000",
+        "Owner": None,
+        "Account": "not an object",
+        "IsConverted": None,
+    },
+    # Exact spellings again after the odd ones (nothing is cached across records).
+    {
+        "Id": "00Q000000000004AAA",
+        "SystemModstamp": "2026-11-29T00:00:00.000+0000",
+        "Email": "exact@example.com",
+        "Owner": {"Name": "Exact"},
+    },
+]
+
+
+def test_page_frame_equals_the_record_by_record_one_on_tricky_records() -> None:
+    for records in (TRICKY_RECORDS, TRICKY_RECORDS[2:3] * 3):
+        pd.testing.assert_frame_equal(
+            page_frame(records, TRICKY_TYPES), _page_frame_before_issue_12(records, TRICKY_TYPES)
+        )
+    # An empty page: the same columns (the old one typed an empty date column float64, by
+    # accident; nothing is loaded from an empty page).
+    empty = page_frame([], TRICKY_TYPES)
+    assert list(empty.columns) == list(_page_frame_before_issue_12([], TRICKY_TYPES).columns)
+    assert empty.empty
+    frame = page_frame(TRICKY_RECORDS, TRICKY_TYPES)
+    assert frame["email"].tolist() == [
+        "a@example.com",
+        "B@Example.com",
+        None,
+        "exact@example.com",
+    ]
+    assert frame["owner__name"].tolist() == ["Ann", "Queue One", None, "Exact"]
+    assert frame["account__owner__email"].tolist() == ["boss@example.com", None, None, None]
+    assert frame["missing__c"].isna().all()
+    assert frame["converteddate"].tolist() == [None, date(2026, 1, 2), None, None]

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta, timezone
+
 import pandas as pd
 import pytest
-from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, inspect, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    insert,
+    inspect,
+    select,
+)
 
 from acton_pipelines.warehouse.engine import warehouse_engine
 from acton_pipelines.warehouse.schema import ensure_table
-from acton_pipelines.warehouse.staged_load import StagedLoad
+from acton_pipelines.warehouse.staged_load import (
+    NotColumnar,
+    StagedLoad,
+    arrow_chunk,
+    frame_records,
+)
 
 
 @pytest.fixture
@@ -125,3 +147,117 @@ def test_ensure_table_adds_a_new_mapped_column_and_keeps_the_data(engine: Engine
     assert added == ["renewal_date"]
     assert rows(engine, wider) == {"a": "Ann"}
     assert ensure_table(engine, wider) == []
+
+
+def typed_table(name: str) -> Table:
+    return Table(
+        name,
+        MetaData(),
+        Column("id", Text, primary_key=True),
+        Column("note", Text),
+        Column("flag", Boolean),
+        Column("count", BigInteger),
+        Column("amount", Float),
+        Column("at", DateTime(timezone=True)),
+        Column("on", Date),
+    )
+
+
+# Every kind of value a CRM page or a build hands the load, with the values that break naive
+# CSV or text COPY: NULL next to the empty string, separators, quotes, backslashes, COPY's
+# end-of-data marker, line breaks, non-ASCII text, microseconds, an offset that is not UTC.
+TRICKY_TEXT = [
+    "",
+    "tab\there",
+    "line\nbreak\r\nand CR\r",
+    'quote " and "" twice',
+    "back\\slash \\N \\.",
+    "\\.",
+    "comma, semicolon; pipe|",
+    "naïve café ☕ 日本語 \U0001f600",
+    "  spaces kept  ",
+    "NULL",
+]
+
+
+def tricky_frame() -> pd.DataFrame:
+    count = len(TRICKY_TEXT) + 1
+    at = [datetime(2026, 11, 26, 10, 0, i, 123456 * (i % 2), tzinfo=UTC) for i in range(count)]
+    at[3] = datetime(2026, 11, 26, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    at[4] = None
+    frame = pd.DataFrame(
+        {
+            "id": [f"r{i:02d}" for i in range(count)],
+            "note": pd.Series([*TRICKY_TEXT, None], dtype=object),
+            "flag": pd.Series(
+                [True, False, None] * (count // 3) + [True] * (count % 3), dtype=object
+            ),
+            "count": pd.Series([0, -1, 2**62, None] + list(range(count - 4)), dtype=object),
+            "amount": pd.Series(
+                [0.1, 1 / 3, 1e300, -2.5e-300, None, float("nan"), 12.0]
+                + [float(i) for i in range(count - 7)],
+                dtype=object,
+            ),
+            "on": pd.Series(
+                [date(1980, 2, 29), None, date(4000, 12, 31)] + [date(2026, 1, 1)] * (count - 3),
+                dtype=object,
+            ),
+        }
+    )
+    # A datetime64 column as page_frame gives one, with a row that is NaT.
+    frame["at"] = pd.to_datetime(pd.Series(at, dtype=object), utc=True)
+    return frame
+
+
+def stored(engine: Engine, table: Table) -> list[tuple]:
+    """Every row as SQLAlchemy reads it back, timestamps compared as instants."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(table).order_by(table.c.id)).all()
+    return [
+        tuple(v.replace(tzinfo=v.tzinfo or UTC) if isinstance(v, datetime) else v for v in row)
+        for row in rows
+    ]
+
+
+def raw(engine: Engine, table: Table) -> list[tuple]:
+    """Every row as the database holds it (SQLite: the stored text of dates and datetimes)."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.exec_driver_sql(f'SELECT * FROM "{table.name}" ORDER BY id')]
+
+
+def test_the_columnar_load_stores_exactly_what_the_driver_would(engine: Engine) -> None:
+    frame = tricky_frame()
+    columnar, reference = typed_table("columnar"), typed_table("reference")
+    # The frame really takes the columnar way (Arrow types every column).
+    assert arrow_chunk(frame, list(frame.columns), columnar).num_rows == len(frame)
+    load(engine, columnar, frame, False)
+    ensure_table(engine, reference)
+    with engine.begin() as conn:
+        conn.execute(insert(reference), frame_records(frame, frame.columns))
+
+    assert raw(engine, columnar) == raw(engine, reference)
+    rows = {row[0]: row for row in stored(engine, columnar)}
+    assert [rows[f"r{i:02d}"][1] for i in range(len(TRICKY_TEXT) + 1)] == [*TRICKY_TEXT, None]
+    first, fourth, fifth, sixth = rows["r00"], rows["r03"], rows["r04"], rows["r05"]
+    assert first[2:] == (
+        True,
+        0,
+        0.1,
+        datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC),
+        date(1980, 2, 29),
+    )
+    assert rows["r01"][2:5] == (False, -1, 1 / 3)
+    assert rows["r02"][2:4] == (None, 2**62) and rows["r02"][4] == 1e300
+    assert rows["r01"][5] == datetime(2026, 11, 26, 10, 0, 1, 123456, tzinfo=UTC)
+    assert fourth[3] is None and fourth[5] == datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
+    assert fifth[4] is None and fifth[5] is None
+    assert sixth[4] is None  # NaN is NULL
+
+
+def test_values_arrow_cannot_type_still_load_as_the_driver_takes_them(engine: Engine) -> None:
+    table = people_table()
+    frame = pd.DataFrame({"id": ["a", "b"], "name": pd.Series(["Ann", 5], dtype=object)})
+    with pytest.raises(NotColumnar):
+        arrow_chunk(frame, ["id", "name"], table)
+    load(engine, table, frame, False)
+    assert rows(engine, table) == {"a": "Ann", "b": "5"}
