@@ -10,9 +10,11 @@ from sqlalchemy import MetaData, inspect, select
 
 from acton_pipelines.warehouse.engine import warehouse_engine
 
-# When a row was written and by which run differ between any two syncs.
+# When a row was written, by which run, and the org's API usage at that moment differ between
+# any two syncs.
 LOAD_COLUMNS = frozenset(
     {
+        "api_usage",
         "sync_run_id",
         "synced_at",
         "updated_at",

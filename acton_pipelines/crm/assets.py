@@ -1,5 +1,7 @@
 """The CRM mirror: one asset per CRM object (``crm_leads``, ``crm_contacts``, ...)."""
 
+from typing import Any
+
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
@@ -11,6 +13,7 @@ from dagster import (
     asset,
 )
 
+from acton_pipelines.crm.client import CrmClient
 from acton_pipelines.crm.extract import field_types
 from acton_pipelines.crm.objects import CRM_OBJECTS, CrmObject, fields_to_read
 from acton_pipelines.crm.resource import SalesforceResource
@@ -46,6 +49,16 @@ def _checked_mapping(
     return with_canonical_crm_fields(loaded, describes)
 
 
+def api_budget_metadata(api_calls: int, client: CrmClient) -> dict[str, Any]:
+    """The API budget a CRM step shows on its materialization: its calls and, as numbers
+    (plotted across runs), the org's remaining daily calls, with the usage it comes from."""
+    metadata: dict[str, Any] = {"api_calls": MetadataValue.int(api_calls)}
+    if client.api_remaining is not None:
+        metadata["api_remaining"] = MetadataValue.int(client.api_remaining)
+    metadata["api_usage"] = MetadataValue.text(client.api_usage or "unknown")
+    return metadata
+
+
 def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
     """The asset mirroring one CRM object into its warehouse table."""
 
@@ -59,7 +72,8 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
             f"CRM {crm_object.name} records mirrored into `{crm_object.table}`: the fields the "
             "mapping reads plus those needed for linking, conversions and opt-outs. A partition "
             "is a UTC day of changes (SystemModstamp); an incremental run reads its days and "
-            "removes records deleted in the CRM, a full sync (the whole range) reads every "
+            "removes records deleted in the CRM, a full sync (mode tag full, on today's partition) "
+            "reads every "
             "record and removes rows whose record is gone. Deletions are listed in "
             "`sync_deletions`. A sync that would delete more than ACTON_MAX_DELETE_FRACTION "
             "(default 20%) of the table stops without deleting unless the run carries "
@@ -78,6 +92,8 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
         window = run_window(context)
         record = StepRecord(warehouse.engine, context.run.run_id, crm_object.table, window.mode)
         with one_line_failure(record):
+            # The step's describes (the mapping check's included) count for its sync_runs row.
+            calls_before = crm.client.api_calls
             checked = _checked_mapping(context, mapping, crm, warehouse)
             fields = fields_to_read(crm_object, checked)
             names = {crm_object.name, *MAPPED_OBJECTS}
@@ -93,6 +109,7 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
                 progress=context.log.info,
                 allow_mass_delete=allows_mass_delete(context.run.tags),
                 describe=describes[crm_object.name],
+                api_calls_before=calls_before,
             )
         schema = TableSchema(columns=[TableColumn(crm_column_name(f), t) for f, t in types.items()])
         return MaterializeResult(
@@ -104,8 +121,7 @@ def crm_mirror_asset(crm_object: CrmObject) -> AssetsDefinition:
                 "rows_read": run.rows_read,
                 "rows_deleted": run.rows_deleted,
                 "rows_unchanged": run.rows_unchanged or 0,
-                "api_calls": run.api_calls,
-                "api_usage": crm.client.api_usage or "unknown",
+                **api_budget_metadata(run.api_calls, crm.client),
                 "table": MetadataValue.text(crm_object.table),
                 "warehouse": warehouse.display_url,
             }

@@ -9,6 +9,9 @@ Retries fit the error:
 - ``REQUEST_LIMIT_EXCEEDED`` is the org's rolling 24-hour API allocation, shared by every
   integration of the org: retrying within minutes only spends what others need, so the call
   fails at once with ``CrmRequestLimitExceeded``.
+- Before it gets there, the client keeps a reserve of that allocation for the org's other
+  integrations (``ACTON_API_RESERVE``, default 10%): once the usage the CRM last reported leaves
+  no more than the reserve, the next call is not made (``CrmApiReserveReached``, never retried).
 - An expired session logs in once more (``relogin``); anything else (a malformed query, an
   invalid field) is a bug or a configuration problem and is raised as simple-salesforce's error.
 """
@@ -16,11 +19,14 @@ Retries fit the error:
 from __future__ import annotations
 
 import logging
+import math
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce import Salesforce
@@ -45,6 +51,12 @@ from acton_pipelines.errors import UserError
 logger = logging.getLogger(__name__)
 
 REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
+API_RESERVE_ENV = "ACTON_API_RESERVE"
+DEFAULT_API_RESERVE = "10%"
+# Logins count against the org's login limits, not its API requests (Salesforce: the
+# LimitInfoHeader covers "all calls, except for login()"). simple-salesforce speaks SOAP only to
+# log in; OAuth token requests are logins too.
+_LOGIN_PATH = re.compile(r"^/services/(oauth2/|Soap/[uc]/)", re.IGNORECASE)
 
 
 class CrmUnavailable(UserError, RuntimeError):
@@ -81,6 +93,82 @@ class CrmRequestLimitExceeded(CrmUnavailable):
             "syncs resume once the org's rolling 24-hour usage drops below the limit"
         )
         self.api_usage = api_usage
+
+
+class CrmApiReserveReached(CrmUnavailable):
+    """The org's remaining daily API calls are down to the reserve kept for its other
+    integrations (``ACTON_API_RESERVE``): the run stops before its next call.
+
+    Never retried: like the limit itself, only the rolling 24-hour window (or a smaller
+    reserve) frees calls up.
+    """
+
+    def __init__(self, used: int, allowance: int, reserve: ApiReserve) -> None:
+        self.remaining = allowance - used
+        self.reserve_calls = reserve.calls_of(allowance)
+        self.api_usage = f"{used}/{allowance}"
+        share = f"{reserve} of {allowance:,}, " if reserve.percent is not None else ""
+        super().__init__(
+            f"the CRM org has {max(self.remaining, 0):,} of its {allowance:,} daily API calls "
+            f"left (api-usage {self.api_usage}), at or below the reserve kept for its other "
+            f"integrations ({API_RESERVE_ENV}: {share}{self.reserve_calls:,} calls); stopped "
+            "before the next call: run again once the org's rolling 24-hour usage has dropped, "
+            f"or lower {API_RESERVE_ENV}"
+        )
+
+
+@dataclass(frozen=True)
+class ApiReserve:
+    """How much of the org's daily API allocation a run leaves to the org's other integrations:
+    a share (``percent``) or a number of ``calls``; zero keeps no reserve (the org's own limit
+    then stops the run, with REQUEST_LIMIT_EXCEEDED).
+
+    A share follows the allocation as the org buys more, which is why it is the default (10%,
+    about where public connectors stop); a number suits an org whose other integrations need a
+    known amount.
+    """
+
+    percent: float | None = None
+    calls: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.percent is None) == (self.calls is None):
+            raise ValueError("an API reserve is either a percent or a number of calls")
+
+    @classmethod
+    def parse(cls, raw: str | None) -> ApiReserve:
+        """``ACTON_API_RESERVE``'s value (``"10%"``, ``"2.5 %"``, ``"5000"``, ``"5_000"``);
+        empty or ``None`` gives the default. A bad value is one ``CrmUnavailable`` line
+        naming the variable, the value and a good example."""
+        text = (raw or "").strip() or DEFAULT_API_RESERVE
+        number = text.removesuffix("%").strip().replace("_", "").replace(",", "")
+        try:
+            if text.endswith("%"):
+                percent = float(number)
+                if math.isfinite(percent) and 0 <= percent < 100:
+                    return cls(percent=percent)
+            elif number.isdigit():
+                return cls(calls=int(number))
+        except ValueError:
+            pass
+        raise CrmUnavailable(
+            f"{API_RESERVE_ENV}={raw!r} is not an API reserve; set it to the share of the org's "
+            "daily API calls to leave to its other integrations, e.g. "
+            f"{API_RESERVE_ENV}=10% (below 100%), or to a number of calls, e.g. "
+            f"{API_RESERVE_ENV}=5000 (0 keeps no reserve)."
+        )
+
+    def calls_of(self, allowance: int) -> int:
+        """The reserve in calls for an org allowed ``allowance`` calls a day (a share is
+        rounded up: a 10% reserve of 5 calls keeps one)."""
+        if self.calls is not None:
+            return self.calls
+        return math.ceil(allowance * (self.percent or 0.0) / 100)
+
+    def __str__(self) -> str:
+        if self.calls is not None:
+            return str(self.calls)
+        return f"{self.percent:g}%"
 
 
 def _utc_now() -> datetime:
@@ -215,21 +303,71 @@ class _CallRecord:
 
 @dataclass
 class CrmClient:
-    """Reads from the CRM through simple-salesforce, counting the API calls it spends.
+    """Reads from the CRM through simple-salesforce, metering the API calls it spends.
 
     ``relogin`` (optional) returns a fresh ``Salesforce`` when the session expires; clients
     built from a username and password re-login by themselves inside simple-salesforce.
-    ``api_calls`` counts every request sent (attempts and logins included); ``retries`` the
-    attempts that repeated a failed one. ``clock`` gives the "since" of a give-up message.
+    ``retries`` counts the attempts that repeated a failed one. ``clock`` gives the "since" of a
+    give-up message.
+
+    The meter: ``api_calls`` counts every request the CRM answered through this client's
+    session (retries, Bulk API jobs and their polls included; logins, which Salesforce does not
+    count as API requests, and requests that never got an answer excluded), and
+    ``api_usage`` / ``api_remaining`` hold the org's usage from the latest answer's
+    ``Sforce-Limit-Info``. Before each call (and each retry) the client stops with
+    ``CrmApiReserveReached`` once that usage leaves ``api_reserve`` or less.
     """
 
     sf: Salesforce
     relogin: Callable[[], Salesforce] | None = None
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    api_reserve: ApiReserve = field(default_factory=lambda: ApiReserve.parse(None))
     api_calls: int = 0
     retries: int = 0
     clock: Callable[[], datetime] = field(default=_utc_now, repr=False)
     _describes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # (used, allowance) from the latest Sforce-Limit-Info the CRM sent.
+    _usage: tuple[int, int] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._meter(self.sf)
+
+    def _meter(self, sf: Salesforce) -> None:
+        """Count the answers to every request on ``sf``'s session.
+
+        A response hook on the ``requests.Session`` rather than a count per ``_call`` attempt:
+        one simple-salesforce call can be many requests (a Bulk API job is created, uploaded,
+        polled and read in one ``bulk2`` call; simple-salesforce repeats a request after its
+        own re-login), and every one of them spends the org's allocation. simple-salesforce
+        sends all of them through this session, and only records the usage of the plain REST
+        calls that succeed (``sf.api_usage``), so the hook reads ``Sforce-Limit-Info`` itself:
+        refusals carry it too.
+        """
+        hooks = sf.session.hooks.setdefault("response", [])
+        if self._on_response not in hooks:
+            hooks.append(self._on_response)
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        # Runs once the status line and headers are in, before the body is read: an answer
+        # cut mid-body was still served (and counted) by the CRM.
+        request = response.request
+        if request is not None and _LOGIN_PATH.match(urlsplit(request.url or "").path):
+            return
+        self.api_calls += 1
+        limit_info = response.headers.get("Sforce-Limit-Info")
+        if limit_info:
+            usage = Salesforce.parse_api_usage(limit_info).get("api-usage")
+            if usage is not None:
+                self._usage = (usage.used, usage.total)
+
+    def _check_reserve(self) -> None:
+        """Stop before a call once the last reported usage leaves the reserve or less."""
+        if self._usage is None:
+            return
+        used, allowance = self._usage
+        reserve = self.api_reserve.calls_of(allowance)
+        if reserve > 0 and allowance - used <= reserve:
+            raise CrmApiReserveReached(used, allowance, self.api_reserve)
 
     def _call(self, operation: Callable[[Salesforce], Any], *, idempotent: bool = True) -> Any:
         record = _CallRecord()
@@ -252,8 +390,9 @@ class CrmClient:
             )
 
         def attempt() -> Any:
+            # Not a transient error: raised out of the retries at once.
+            self._check_reserve()
             record.attempts += 1
-            self.api_calls += 1
             try:
                 return self._once(operation)
             except Exception:
@@ -289,7 +428,7 @@ class CrmClient:
                 raise
             # One fresh login, then the call once more; a second 401 is a real error.
             self.sf = self.relogin()
-            self.api_calls += 2
+            self._meter(self.sf)
             return operation(self.sf)
 
     def _unavailable(
@@ -362,9 +501,14 @@ class CrmClient:
 
     @property
     def api_usage(self) -> str | None:
-        """The org's API usage as last reported (``Sforce-Limit-Info``), e.g. ``"120/100000"``."""
-        usage = self.sf.api_usage.get("api-usage")
-        return f"{usage.used}/{usage.total}" if usage else None
+        """The org's API usage as last reported (``Sforce-Limit-Info``), e.g. ``"120/100000"``;
+        ``None`` before the CRM reported any."""
+        return f"{self._usage[0]}/{self._usage[1]}" if self._usage else None
+
+    @property
+    def api_remaining(self) -> int | None:
+        """The org's daily API calls left as last reported (allowance minus usage)."""
+        return self._usage[1] - self._usage[0] if self._usage else None
 
 
 def describe_error(error: SalesforceError) -> str:

@@ -17,7 +17,13 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
-from acton_pipelines.crm.client import CrmClient, CrmUnavailable, RetryPolicy
+from acton_pipelines.crm.client import (
+    API_RESERVE_ENV,
+    ApiReserve,
+    CrmClient,
+    CrmUnavailable,
+    RetryPolicy,
+)
 
 DEFAULT_API_VERSION = "59.0"
 RETRY_MINUTES_ENV = "ACTON_CRM_RETRY_MINUTES"
@@ -57,6 +63,10 @@ class SalesforceResource(ConfigurableResource):
     ``retry_minutes`` per call (``ACTON_CRM_RETRY_MINUTES``, default 10); then the step fails
     with one line ("CRM unavailable since HH:MM UTC after N attempts: ..."). The org's daily
     API limit (REQUEST_LIMIT_EXCEEDED) is never retried: the run stops at once.
+
+    API budget: the client stops before a call once the org's remaining daily API calls are
+    down to ``api_reserve`` (``ACTON_API_RESERVE``, default 10%), leaving them to the org's
+    other integrations.
     """
 
     mode: Literal["sandbox", "password", "client_credentials"] = "sandbox"
@@ -98,6 +108,16 @@ class SalesforceResource(ConfigurableResource):
         description="Optional cap on the attempts of one CRM call (default: only retry_minutes).",
     )
 
+    api_reserve: str | None = Field(
+        default=None,
+        description=(
+            "The share of the org's daily API calls ('10%') or the number of calls ('5000') "
+            "left to its other integrations: a run stops before its next CRM call once no "
+            f"more remain (unset: env {API_RESERVE_ENV}, read when the client connects; "
+            "default 10%; 0 keeps no reserve)."
+        ),
+    )
+
     _stack: contextlib.ExitStack | None = PrivateAttr(default=None)
     _client: CrmClient | None = PrivateAttr(default=None)
 
@@ -125,14 +145,23 @@ class SalesforceResource(ConfigurableResource):
     @contextlib.contextmanager
     def connect(self) -> Iterator[CrmClient]:
         """Log in and yield a client; an embedded sandbox is started and stopped around it."""
-        policy = self.retry_policy()
+        policy, reserve = self.retry_policy(), self.reserve()
         if self.mode != "sandbox":
-            yield CrmClient(sf=self._login_to_salesforce(), retry_policy=policy)
+            yield CrmClient(
+                sf=self._login_to_salesforce(), retry_policy=policy, api_reserve=reserve
+            )
             return
         from acton_pipelines.crm.sandbox_connection import sandbox_connection
 
         with sandbox_connection(self.sandbox_url, self.api_version) as (sf, relogin):
-            yield CrmClient(sf=sf, relogin=relogin, retry_policy=policy)
+            yield CrmClient(sf=sf, relogin=relogin, retry_policy=policy, api_reserve=reserve)
+
+    def reserve(self) -> ApiReserve:
+        """The client's API reserve: ``api_reserve``, else ``ACTON_API_RESERVE`` (read now, so
+        once per client), else 10%."""
+        if self.api_reserve is not None:
+            return ApiReserve.parse(self.api_reserve)
+        return ApiReserve.parse(os.environ.get(API_RESERVE_ENV))
 
     def retry_policy(self) -> RetryPolicy:
         """The client's retry policy from the ``retry_*`` fields."""
@@ -271,6 +300,9 @@ def crm_resource_from_env(*, as_env_vars: bool = True) -> SalesforceResource:
             f"ACTON_CRM_MODE='{mode}' is not a CRM mode; use one of {', '.join(CRM_MODES)}."
         )
     retry_minutes = retry_minutes_from_env()
+    # Checked now, like the retry minutes, so a bad value fails where the definitions load;
+    # the client reads the variable again when it connects.
+    ApiReserve.parse(os.environ.get(API_RESERVE_ENV))
     if mode == "sandbox":
         return SalesforceResource(
             mode="sandbox",

@@ -3,6 +3,7 @@ every write logged as sent and as answered."""
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from acton_pipelines.crm.assets import api_budget_metadata
 from acton_pipelines.crm.resource import SalesforceResource
 from acton_pipelines.push.build import push_to_crm
 from acton_pipelines.push.plan import PUSHED, SKIPPED_BY_POLICY, SUPERSEDED
@@ -75,6 +76,6 @@ def crm_push(
             "creates_made": sum(o.record_id is not None for o in result.created.values()),
             "creates_failed": sum(o.record_id is None for o in result.created.values()),
             "first_errors": MetadataValue.json(failures[:5]),
-            "api_calls": result.run.api_calls,
+            **api_budget_metadata(result.run.api_calls, crm.client),
         }
     )

@@ -69,6 +69,8 @@ class SyncRun:
     rows_deleted: int = 0
     rows_rejected: int = 0
     api_calls: int = 0
+    # "N/M" from the CRM's Sforce-Limit-Info, as last seen by the step (None: no CRM answer).
+    api_usage: str | None = None
     status: str = "running"
     message: str | None = None
     started_at: datetime = field(default_factory=utc_now)

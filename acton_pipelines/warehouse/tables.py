@@ -93,7 +93,10 @@ sync_runs = Table(
     Column("rows_upserted", BigInteger, nullable=False, default=0),
     Column("rows_deleted", BigInteger, nullable=False, default=0),
     Column("rows_rejected", BigInteger, nullable=False, default=0),
+    # CRM steps: the API requests the CRM answered for this step (retries included), and the
+    # org's usage ("N/M": used in the rolling 24 hours / daily allocation) it last reported.
     Column("api_calls", BigInteger, nullable=False, default=0),
+    Column("api_usage", Text),
     Column("status", Text, nullable=False),
     # A note on how the run went (e.g. why an incremental sync read everything instead).
     Column("message", Text),

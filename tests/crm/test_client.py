@@ -18,6 +18,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
 from acton_pipelines.crm.client import (
+    ApiReserve,
     CrmClient,
     CrmRequestLimitExceeded,
     CrmRetriesExhausted,
@@ -239,24 +240,32 @@ def test_the_org_running_out_of_api_calls_stops_at_once(
     with SandboxServer(db_path, tmp_path / "certs", api_limit=2) as server:
         server.reset_api_usage()
         client = sandbox_client(server)
+        # No reserve (ACTON_API_RESERVE=0): the org's own limit is what stops the run here.
+        client.api_reserve = ApiReserve.parse("0")
         lead_ids(client)
         lead_ids(client)  # the org's last call of the day
 
         with pytest.raises(CrmRequestLimitExceeded, match=r"\(api-usage 2/2\)"):
             lead_ids(client)
         assert server.api_usage == 2
+        # The refusal was answered, so it is counted, though the org did not charge it.
         assert client.api_calls == 3 and client.retries == 0
 
 
-def test_a_request_limit_before_any_usage_is_known_says_so_plainly(
+def test_a_request_limit_on_the_first_call_quotes_the_usage_the_refusal_reported(
     client: CrmClient, server: SandboxServer
 ) -> None:
     server.inject_fault(path_contains="/query", status=403, error_code="REQUEST_LIMIT_EXCEEDED")
 
     with pytest.raises(CrmRequestLimitExceeded) as caught:
         lead_ids(client)
-    assert caught.value.api_usage is None
-    assert str(caught.value).startswith(
+    # simple-salesforce drops the usage of an error answer; the client's meter reads it.
+    assert caught.value.api_usage == f"{server.api_usage}/{server.api_limit}"
+    assert client.api_calls == 1
+
+
+def test_a_request_limit_with_no_known_usage_says_so_plainly() -> None:
+    assert str(CrmRequestLimitExceeded(None)).startswith(
         "the CRM org's daily API request limit is exhausted: REQUEST_LIMIT_EXCEEDED;"
     )
 
@@ -283,7 +292,7 @@ def test_a_certificate_that_does_not_check_out_is_not_retried(server: SandboxSer
 
     with pytest.raises(CrmUnavailable, match="failed the TLS certificate check"):
         lead_ids(client)
-    assert client.api_calls == 1
+    assert client.api_calls == 0  # the handshake failed: no request reached the CRM
 
 
 def test_describe_is_fetched_once_per_client(client: CrmClient) -> None:
