@@ -51,10 +51,12 @@ full_sync_job = define_asset_job(
     tags={SYNC_MODE_TAG: "full", **WAREHOUSE_WRITE},
     executor_def=job_executor(),
     description=(
-        "Full sync (Act-On's 'Sync Now'): one run over every partition that reads every CRM "
-        "record, removes what the CRM no longer has (listed in sync_deletions), then rebuilds "
-        "Act-On Contacts, scores and segments. A run of this job is a full sync whatever "
-        "partitions it is launched with; launch it over the whole range as a single run."
+        "Full sync (Act-On's 'Sync Now'): one run that reads every CRM record, removes what "
+        "the CRM no longer has (listed in sync_deletions), then rebuilds Act-On Contacts, "
+        "scores and segments. A run of this job is a full sync whatever partitions it is "
+        "launched with; launch it on the latest partition (today's, as the schedule, the "
+        "sensors and `acton sync full` do): a range would only add a materialization per asset "
+        "per day to record, not data."
     ),
 )
 

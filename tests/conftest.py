@@ -323,7 +323,7 @@ def run_full_sync(
     mapping_dir: Path | None = None,
     instance: DagsterInstance | None = None,
 ) -> ExecuteInProcessResult:
-    """The project's full sync over the whole partition range."""
+    """The project's full sync with ``acton sync full``'s tags (on today's partition)."""
     return run_sync(home, "full_sync", full_sync_tags(), mapping_dir, instance)
 
 

@@ -5,7 +5,8 @@ and the window each CRM object read is read back from ``sync_runs``:
 
 - the UI, one partition of ``incremental_sync`` (the run carries only ``dagster/partition``);
 - the UI or a backfill, a range of partitions (single-run backfill: range tags);
-- ``full_sync`` launched over any partitions;
+- ``full_sync`` launched over one partition or a range (by hand in the UI), and on the latest
+  partition only, as the schedule, the sensors and ``acton sync full`` launch it;
 - assets materialized from the asset graph (no mode tag);
 - the hourly schedule and ``acton sync incremental``: from each object's high-water mark;
 - ``acton sync incremental --partition DAY``: that whole day.
@@ -23,6 +24,7 @@ from sqlalchemy import select, text
 
 from acton_pipelines.cli.main import cli
 from acton_pipelines.runs.partitions import (
+    PARTITION_TAG,
     RANGE_END_TAG,
     RANGE_START_TAG,
     SINCE_LAST_SYNC,
@@ -111,10 +113,19 @@ def test_a_range_from_the_ui_or_a_backfill_reads_those_days(
     assert last["window_end"] == day_start(today()) + timedelta(days=1)
 
 
-def test_full_sync_over_one_partition_is_still_a_full_sync(synced_home: ActonHome) -> None:
+@pytest.mark.parametrize("span", ["one partition", "a range"])
+def test_full_sync_over_any_partitions_is_still_a_full_sync(
+    synced_home: ActonHome, span: str
+) -> None:
+    # Automated full syncs run on today's partition only; one launched by hand in the UI over
+    # an older day, or a range as a single run, must read everything all the same.
     job = home_definitions(synced_home).resolve_job_def("full_sync")
+    if span == "one partition":
+        launch = {"partition_key": yesterday()}
+    else:
+        launch = {"tags": {RANGE_START_TAG: yesterday(), RANGE_END_TAG: today()}}
     result = job.execute_in_process(
-        instance=DagsterInstance.ephemeral(), partition_key=today(), raise_on_error=False
+        instance=DagsterInstance.ephemeral(), raise_on_error=False, **launch
     )
     assert result.success
     (last,) = [r for r in lead_syncs(synced_home) if r["run_id"] == result.run_id]
@@ -214,5 +225,11 @@ def test_the_cli_reads_since_the_last_sync_or_the_day_it_is_given(
 
     full_run = runner.invoke(cli, ["sync", "full"])
     assert full_run.exit_code == 0, full_run.output
-    assert lead_syncs(synced_home)[-1]["mode"] == "full"
-    assert full_sync_tags()[RANGE_END_TAG] == today()
+    last = lead_syncs(synced_home)[-1]
+    assert last["mode"] == "full"
+    # On today's partition only (one materialization per asset), not over the whole range.
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(last["run_id"])
+    assert run is not None and run.tags[PARTITION_TAG] == today()
+    assert RANGE_START_TAG not in run.tags and RANGE_END_TAG not in run.tags
+    assert full_sync_tags()[PARTITION_TAG] == today()

@@ -1,7 +1,9 @@
 """The sync window of a Dagster run, decided by what the run was launched with.
 
-- A run of ``full_sync`` (tag ``acton/sync_mode=full``; the CLI, the schedule, the sensors, or
-  the UI with any partitions): a full sync.
+- A run of ``full_sync`` (tag ``acton/sync_mode=full``): a full sync, whatever partitions it
+  covers. The CLI, the schedule and the sensors launch it on the latest partition only (one
+  materialization per asset, see ``partitions``); launched by hand in the UI over any partition
+  or range, it is still a full sync.
 - ``incremental_sync`` launched by its schedule or ``acton sync incremental`` (tag
   ``acton/window=since_last_sync``): its days, each object reading from its high-water mark.
 - ``incremental_sync`` over chosen days (one partition or a range in the UI, a backfill,
@@ -47,8 +49,8 @@ def run_window(context: AssetExecutionContext) -> SyncWindow:
     if not partitioned:
         return SyncWindow("full", reason="the run covers no partition: everything is synced")
     keys = context.partition_key_range
-    every = sync_partitions.get_partition_keys()
-    if mode is None and (keys.start, keys.end) == (every[0], every[-1]):
+    every = (sync_partitions.get_first_partition_key(), sync_partitions.get_last_partition_key())
+    if mode is None and (keys.start, keys.end) == every:
         return SyncWindow("full", reason="the run covers every partition")
     days = context.partition_time_window
     since_last_sync = tags.get(WINDOW_TAG) == SINCE_LAST_SYNC

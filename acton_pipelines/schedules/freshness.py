@@ -3,9 +3,11 @@ brought them up to date for longer than ``ACTON_FRESHNESS_HOURS`` (default 26).
 
 Why last-update checks, on partitioned assets: both assets are daily-partitioned, but a
 partition here is "the CRM changes of one UTC day", not "the data of one day". The hourly
-incremental sync re-materializes today's partition all day long, and a full sync is one run
-that records every partition of the range. What we want to know is "has a sync succeeded
-lately?", i.e. how old the asset's newest materialization is, whatever its partition.
+incremental sync re-materializes today's partition all day long, and a full sync records
+today's partition too (it reads everything, but runs on the latest partition only). What we
+want to know is "has a sync succeeded lately?", i.e. how old the asset's newest
+materialization is, whatever its partition (a full sync launched by hand over an old range
+counts as well).
 
 - ``build_last_update_freshness_checks`` looks up the newest materialization (or observation)
   of the asset with no partition filter (``retrieve_last_update_record(..., partition_key=

@@ -47,8 +47,9 @@ def is_full_sync_week(day: date, anchor: date) -> bool:
     description=(
         "Full sync every other week: ticks on ACTON_FULL_SYNC_CRON (default Mondays 02:00 UTC) "
         "in the weeks counted from ACTON_FULL_SYNC_ANCHOR (default 2026-01-05); ticks in off "
-        "weeks are skipped with a reason. Each request is one run over the whole partition "
-        "range, tagged acton/full_sync_reason=biweekly."
+        "weeks are skipped with a reason. Each request is one run on the latest partition "
+        "(today's; a full sync reads everything whatever its partition), tagged "
+        "acton/full_sync_reason=biweekly."
     ),
 )
 def full_sync_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:

@@ -9,7 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import RunRequest, SkipReason, build_sensor_context
 
-from acton_pipelines.runs.partitions import RANGE_START_TAG, SYNC_MODE_TAG, sync_partitions
+from acton_pipelines.runs.partitions import (
+    PARTITION_TAG,
+    RANGE_START_TAG,
+    SYNC_MODE_TAG,
+    sync_partitions,
+)
 from acton_pipelines.schedules import deletion_log_sensor as module
 from acton_pipelines.schedules.deletion_log_sensor import (
     deletion_log_evaluation,
@@ -58,7 +63,10 @@ def test_a_stale_warehouse_requests_a_full_sync(
     assert result.run_key == "deletion-log-2026-11-20"
     assert result.job_name == "full_sync"
     assert result.tags[SYNC_MODE_TAG] == "full"
-    assert result.tags[RANGE_START_TAG] == sync_partitions.get_first_partition_key()
+    # Today's partition only: one materialization per asset, not one per day of the range.
+    assert result.partition_key == sync_partitions.get_last_partition_key()
+    assert result.tags[PARTITION_TAG] == result.partition_key
+    assert RANGE_START_TAG not in result.tags
     assert result.tags[FULL_SYNC_REASON_TAG] == "deletion-log-expired"
     _, message = deletion_log_evaluation(warehouse.engine, NOW)
     assert "older than the CRM's deletion log" in message

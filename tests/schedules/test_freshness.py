@@ -162,8 +162,8 @@ def test_never_synced_is_red() -> None:
 
 
 def test_the_latest_sync_counts_whatever_partition_it_wrote() -> None:
-    # A sync's time decides, not its partition's date: a full sync records the range's
-    # partitions (the first of them old), an hourly sync today's; either is a sync.
+    # A sync's time decides, not its partition's date: a full sync launched by hand over an
+    # old day or range records old partitions, the schedules today's; either is a sync.
     instance = DagsterInstance.ephemeral()
     record_sync(instance, T0 - timedelta(days=3), partition="2026-11-20")
     record_sync(instance, T0, partition="2026-11-01")
@@ -254,7 +254,7 @@ def test_a_real_full_sync_is_fresh_for_the_window(acton_home: ActonHome) -> None
     assert set(in_run) == {CONTACTS, SCORES}
     assert all(e.passed for e in in_run.values())
 
-    # One run over the whole range recorded every partition; the newest record is its time.
+    # The full sync recorded today's partition; the newest record is its time.
     synced = max(
         instance.get_latest_materialization_event(key).timestamp for key in (CONTACTS, SCORES)
     )

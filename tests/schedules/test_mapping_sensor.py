@@ -10,7 +10,12 @@ from dagster import RunRequest, SensorResult, SkipReason, build_sensor_context
 
 from acton_pipelines.mapping import load_mapping
 from acton_pipelines.mapping.models import DataType, FieldMapping
-from acton_pipelines.runs.partitions import RANGE_START_TAG, SYNC_MODE_TAG, sync_partitions
+from acton_pipelines.runs.partitions import (
+    PARTITION_TAG,
+    RANGE_START_TAG,
+    SYNC_MODE_TAG,
+    sync_partitions,
+)
 from acton_pipelines.schedules.full_sync_request import FULL_SYNC_REASON_TAG
 from acton_pipelines.schedules.mapping_sensor import mapping_change_sensor, mapping_fingerprint
 from acton_pipelines.warehouse.run_mappings import MappingResource
@@ -88,7 +93,10 @@ def test_a_new_field_requests_one_full_sync(mapping_dir: Path) -> None:
     assert request.job_name == "full_sync"
     assert request.run_key == f"mapping-1-{fingerprint}"
     assert request.tags[SYNC_MODE_TAG] == "full"
-    assert request.tags[RANGE_START_TAG] == sync_partitions.get_first_partition_key()
+    # Today's partition only: one materialization per asset, not one per day of the range.
+    assert request.partition_key == sync_partitions.get_last_partition_key()
+    assert request.tags[PARTITION_TAG] == request.partition_key
+    assert RANGE_START_TAG not in request.tags
     assert request.tags[FULL_SYNC_REASON_TAG] == "mapping-changed"
     assert result.cursor and json.loads(result.cursor)["fingerprint"] == fingerprint
     assert json.loads(result.cursor)["seq"] == 1

@@ -9,17 +9,29 @@ and the warehouse. ``mapping_change_sensor`` and ``imports_sensor`` have theirs 
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, RunRequest
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    RunRequest,
+)
 from sqlalchemy import text
 
 from acton_pipelines import settings
+from acton_pipelines.jobs import SYNC_ASSETS
 from acton_pipelines.runs.partitions import (
+    PARTITION_TAG,
     RANGE_END_TAG,
     RANGE_START_TAG,
     SINCE_LAST_SYNC,
@@ -99,7 +111,13 @@ def assert_full_sync_arrived(home: ActonHome, result: ExecuteInProcessResult) ->
     """The run succeeded as a full sync of every object, and acton_contacts holds the CRM's
     people exactly."""
     assert result.success, failure(result)
-    runs = sync_runs_of(home, result.run_id)
+    assert_synced_in_full(home, result.run_id)
+
+
+def assert_synced_in_full(home: ActonHome, run_id: str) -> None:
+    """Run ``run_id`` synced every object in full, and acton_contacts holds the CRM's people
+    exactly."""
+    runs = sync_runs_of(home, run_id)
     assert {name: runs.get(name, (None, None))[:2] for name in SYNCED_OBJECTS} == {
         name: ("full", "success") for name in SYNCED_OBJECTS
     }
@@ -164,19 +182,100 @@ def test_the_biweekly_full_sync_request_runs_a_full_sync(
     assert off_week.run_requests == [] and off_week.skip_message
     assert "off week" in off_week.skip_message
 
-    before = sync_partitions.get_partition_keys()
+    before = sync_partitions.get_last_partition_key()
     tick = schedule_tick(definitions, "full_sync_schedule", tick_at, instance)
-    after = sync_partitions.get_partition_keys()
+    after = sync_partitions.get_last_partition_key()
     (request,) = tick.run_requests
     assert request.tags[FULL_SYNC_REASON_TAG] == "biweekly"
-    # The whole range of partitions (its last day is today's, whichever side of midnight).
-    assert request.tags[RANGE_START_TAG] == before[0]
-    assert request.tags[RANGE_END_TAG] in {before[-1], after[-1]}
+    # The latest partition only (today's, whichever side of midnight), not the whole range.
+    assert request.partition_key in {before, after}
+    assert RANGE_START_TAG not in request.tags and RANGE_END_TAG not in request.tags
 
     result = run(definitions, request, instance, "full_sync_schedule")
     assert result.dagster_run.job_name == "full_sync"
     assert result.dagster_run.tags[SYNC_MODE_TAG] == "full"
+    assert result.dagster_run.tags[PARTITION_TAG] == request.partition_key
     assert_full_sync_arrived(acton_home, result)
+
+
+# A start date three years back: the full sync run over the whole range used to record
+# 3 x 365 x 8 materializations (and as many planned events), about 470 CPU-s of bookkeeping.
+YEARS_OF_PARTITIONS = 3 * 365
+
+
+def scheduled_full_sync_facts() -> dict[str, object]:
+    """The full sync ``full_sync_schedule`` requests this Monday, run in this process as the
+    daemon runs it on an instance with SQLite storage under ``DAGSTER_HOME``: what it recorded.
+
+    Called in a child process by the test below: the partitions are built when
+    ``acton_pipelines`` is imported, from the child's ``ACTON_SYNC_START_DATE``.
+    """
+    from acton_pipelines.definitions import defs
+
+    tick_at = datetime.combine(this_monday(), time(2), tzinfo=UTC)
+    with DagsterInstance.local_temp(str(settings.dagster_home())) as instance:
+        (request,) = schedule_tick(defs, "full_sync_schedule", tick_at, instance).run_requests
+        result = run(defs, request, instance, "full_sync_schedule")
+        records = instance.get_records_for_run(
+            result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+    return {
+        "partitions": len(sync_partitions.get_partition_keys()),
+        "job": result.dagster_run.job_name,
+        "partition_key": request.partition_key,
+        "run_id": result.run_id,
+        "failure": None if result.success else failure(result) or "the run failed",
+        "materialized": sorted(
+            [r.asset_key.to_user_string(), r.partition_key]
+            for r in records
+            if r.asset_key is not None
+        ),
+    }
+
+
+def test_the_scheduled_full_sync_records_one_materialization_per_asset_after_years(
+    acton_home: ActonHome, definitions: Definitions
+) -> None:
+    first_day = datetime.now(UTC).date() - timedelta(days=YEARS_OF_PARTITIONS)
+    env = {
+        **os.environ,
+        "ACTON_SYNC_START_DATE": first_day.isoformat(),
+        "ACTON_FULL_SYNC_ANCHOR": this_monday().isoformat(),
+    }
+    days = {datetime.now(UTC).date().isoformat()}
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from tests.schedules.test_requests_run import "
+            "scheduled_full_sync_facts as facts; print(json.dumps(facts()))",
+        ],
+        cwd=settings.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        # The old design would still finish, after some ten minutes: failing is enough.
+        timeout=900,
+    )
+    days.add(datetime.now(UTC).date().isoformat())
+    assert child.returncode == 0, child.stderr[-3000:]
+    facts = json.loads(child.stdout.strip().splitlines()[-1])
+    assert facts["partitions"] > YEARS_OF_PARTITIONS, "the child should see three years of days"
+    assert facts["job"] == "full_sync"
+    assert facts["failure"] is None, facts["failure"]
+    # Today's partition (whichever side of midnight), once per asset: not once per day.
+    key = facts["partition_key"]
+    assert key in days
+    assets = SYNC_ASSETS.resolve(definitions.resolve_asset_graph())
+    assert facts["materialized"] == sorted([a.to_user_string(), key] for a in assets)
+
+    # And the warehouse was fully synced: every mirror holds the CRM's live records.
+    assert_synced_in_full(acton_home, str(facts["run_id"]))
+    for table, crm_object in CRM_OBJECT_OF.items():
+        live = "" if crm_object == "User" else " WHERE IsDeleted = 0"
+        (expected,) = crm(acton_home, f'SELECT count(*) FROM "{crm_object}"{live}')[0]
+        assert rows(acton_home, f"SELECT count(*) FROM {table}") == [(expected,)], table
 
 
 # --- incremental_sync_schedule -----------------------------------------------------------------

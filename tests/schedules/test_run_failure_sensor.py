@@ -28,7 +28,7 @@ from dagster import (
 )
 from sqlalchemy import select
 
-from acton_pipelines.runs.partitions import full_sync_tags
+from acton_pipelines.runs.partitions import PARTITION_TAG, full_sync_tags
 from acton_pipelines.runs.run_failures import (
     StepCause,
     failure_causes,
@@ -250,17 +250,15 @@ def test_a_failed_project_sync_is_recorded_with_its_partition_range(
     kept = json.loads(row.tags)
     assert kept.items() >= tags.items()
     assert "dagster/failure_reason" in result.dagster_run.tags
-    assert all(k.startswith(("acton/", "dagster/asset_partition_range_")) for k in kept)
+    assert all(k.startswith(("acton/", "dagster/partition")) for k in kept)
     assert row.alerted is True
 
     (request,) = webhook.received
     body = request["json"]
     assert body["job"] == "full_sync"
     assert body["cause"] == row.cause
-    assert body["partition_range"] == {
-        "start": tags["dagster/asset_partition_range_start"],
-        "end": tags["dagster/asset_partition_range_end"],
-    }
+    # A full sync runs on one partition (today's): its range is that one day.
+    assert body["partition_range"] == {"start": tags[PARTITION_TAG], "end": tags[PARTITION_TAG]}
     assert body["dagster_run_url"] == f"http://127.0.0.1:3000/runs/{result.run_id}"
 
 
