@@ -185,12 +185,15 @@ class SyncedTemplates:
         self._request = request
         self._templates: dict[str, ActonHome] = {}
         self._postgres_databases: list[str] = []
+        # Kept from the first PostgreSQL template: at teardown the fixture is gone.
+        self._postgres_server: URL | None = None
 
     def _template(self, backend: str) -> ActonHome:
         if backend not in self._templates:
             warehouse = None
             if backend == "postgresql":
                 server: URL = self._request.getfixturevalue("postgres_server")
+                self._postgres_server = server
                 name = f"acton_template_{uuid.uuid4().hex[:12]}"
                 self._postgres_admin(f'CREATE DATABASE "{name}"')
                 self._postgres_databases.append(name)
@@ -205,8 +208,10 @@ class SyncedTemplates:
         return self._templates[backend]
 
     def _postgres_admin(self, statement: str) -> None:
-        server: URL = self._request.getfixturevalue("postgres_server")
-        admin = create_engine(server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        assert self._postgres_server is not None, "no PostgreSQL template was made"
+        admin = create_engine(
+            self._postgres_server, poolclass=NullPool, isolation_level="AUTOCOMMIT"
+        )
         try:
             with admin.connect() as conn:
                 conn.execute(text(statement))

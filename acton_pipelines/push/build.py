@@ -3,20 +3,20 @@ as sent and as answered."""
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar, overload
 
-import pandas as pd
 from simple_salesforce.exceptions import SalesforceError
-from sqlalchemy import Connection, Engine, inspect, literal, select
+from sqlalchemy import Engine
 
 from acton_pipelines.crm.client import CrmClient, CrmUnavailable
-from acton_pipelines.crm.mirror_values import mirror_field_values
 from acton_pipelines.crm.objects import CONTACT, LEAD, split_hop
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.push.collections import (
+    BUDGET_SPENT,
     COLLECTION_SIZE,
     CreateOutcome,
     UpdateBatch,
@@ -30,19 +30,15 @@ from acton_pipelines.push.collections import (
 )
 from acton_pipelines.push.plan import (
     OPT_OUT_FIELD,
-    WAITING,
     EditDecision,
     PlannedCreate,
     PlannedWrite,
-    edit_refs,
-    edit_writes,
-    lead_fields,
-    opt_out_refs,
-    opt_out_writes,
-    score_refs,
-    score_writes,
+    PushPlan,
+    plan_chunks,
 )
 from acton_pipelines.push.record import (
+    PushTables,
+    log_bulk_job,
     log_creates_sent,
     log_sent,
     record_create_answers,
@@ -53,13 +49,10 @@ from acton_pipelines.push.record import (
 from acton_pipelines.warehouse.schema import ensure_table
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
 from acton_pipelines.warehouse.tables import (
-    acton_contacts_table,
     acton_field_edits,
     contact_id_changes,
-    contact_scores,
     crm_create_requests,
     crm_push_log,
-    opt_outs,
 )
 
 # The tables a push writes (created with every table at run start; a lone push needs them too).
@@ -85,102 +78,16 @@ def create_attempts() -> int:
     return int(raw)
 
 
-@dataclass
-class PushPlan:
-    """Everything a push does, computed without writing anything."""
-
-    writes: list[PlannedWrite]
-    creates: list[PlannedCreate] = field(default_factory=list)
-    # Waiting edits that are not sent, and why (settled by the push).
-    not_pushed: list[EditDecision] = field(default_factory=list)
-
-    @property
-    def superseded_by_crm(self) -> list[EditDecision]:
-        """Edits the CRM's own change of the field made moot (the CRM wins)."""
-        return [d for d in self.not_pushed if d.unsent is not None]
-
-
-def _frame(conn: Connection, statement: Any, columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame([tuple(r) for r in conn.execute(statement)], columns=columns)
-
-
-def _empty(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(columns=columns)
-
-
 def plan_push(engine: Engine, mapping: Mapping) -> PushPlan:
-    """Read the warehouse and plan the writes. Reads only: a missing table plans nothing of
-    its kind, and nothing is created (``acton push --dry-run`` writes nothing, anywhere)."""
-    present = set(inspect(engine).get_table_names())
-    contacts_table = acton_contacts_table(mapping)
-    if contacts_table.name not in present:
-        return PushPlan(writes=[])
-    columns = ["contact_id", "external_id", "record_type", "email"]
-    edit_columns = ["id", "contact_id", "field", "value", "changed_at", "crm_value_at_edit"]
-    with engine.connect() as conn:
-        contacts = _frame(conn, select(*[contacts_table.c[c] for c in columns]), columns)
-        scores = _empty(["contact_id", "score_sheet", "score"])
-        if contact_scores.name in present:
-            scores = _frame(
-                conn,
-                select(
-                    contact_scores.c.contact_id,
-                    contact_scores.c.score_sheet,
-                    contact_scores.c.score,
-                ),
-                list(scores.columns),
-            )
-        listed: dict[str, bool] = {}
-        if opt_outs.name in present:
-            listed = {
-                str(email): bool(opted_out)
-                for email, opted_out in conn.execute(select(opt_outs.c.email, opt_outs.c.opted_out))
-            }
-        edits = _waiting_edits(conn, present, edit_columns)
-        creates = _planned_creates(conn, mapping, present)
-        crm = mirror_field_values(
-            conn,
-            score_refs(contacts, mapping)
-            | opt_out_refs(contacts, listed)
-            | edit_refs(edits, contacts, mapping),
-        )
-    updates, not_pushed = edit_writes(edits, contacts, mapping, crm)
-    return PushPlan(
-        writes=score_writes(contacts, scores, mapping, crm)
-        + opt_out_writes(contacts, listed, crm)
-        + updates,
-        creates=creates,
-        not_pushed=not_pushed,
-    )
-
-
-def _waiting_edits(conn: Connection, present: set[str], columns: list[str]) -> pd.DataFrame:
-    """The edits waiting for the push (pending, or failed and tried again)."""
-    if acton_field_edits.name not in present:
-        return _empty(columns)
-    # A warehouse from before crm_value_at_edit existed (not yet migrated by a run): NULL.
-    stored = {c["name"] for c in inspect(conn).get_columns(acton_field_edits.name)}
-    selected = [acton_field_edits.c[c] if c in stored else literal(None).label(c) for c in columns]
-    statement = select(*selected).where(acton_field_edits.c.push_status.in_(WAITING))
-    return _frame(conn, statement, columns)
-
-
-def _planned_creates(conn: Connection, mapping: Mapping, present: set[str]) -> list[PlannedCreate]:
-    """The pending "create in CRM" requests of contacts not in the CRM yet, with their fields."""
-    if crm_create_requests.name not in present:
-        return []
-    contacts_table = acton_contacts_table(mapping)
-    statement = (
-        select(contacts_table)
-        .join(crm_create_requests, crm_create_requests.c.contact_id == contacts_table.c.contact_id)
-        .where(crm_create_requests.c.status == "pending", contacts_table.c.external_id.is_(None))
-        .order_by(contacts_table.c.contact_id)
-    )
-    rows = _frame(conn, statement, [c.name for c in contacts_table.columns])
-    return [
-        PlannedCreate(row.contact_id, row.email, lead_fields(row, mapping))
-        for _, row in rows.iterrows()
-    ]
+    """The whole plan, every chunk of it: what ``acton push --dry-run`` shows and a push sends
+    (the push itself reads, sends and records it a chunk at a time). Reads only: a missing
+    table plans nothing of its kind, and nothing is created."""
+    whole = PushPlan(writes=[])
+    for chunk in plan_chunks(engine, mapping):
+        whole.writes += chunk.writes
+        whole.creates += chunk.creates
+        whole.not_pushed += chunk.not_pushed
+    return whole
 
 
 def planned_redirects(client: CrmClient, plan: PushPlan) -> dict[str, str]:
@@ -189,21 +96,139 @@ def planned_redirects(client: CrmClient, plan: PushPlan) -> dict[str, str]:
     return converted_contacts(client, [w.record_id for w in plan.writes if w.object == LEAD.name])
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+class Tally(Sequence[K]):
+    """Equal items counted, not kept: reads like the list of every item (in the order kinds
+    first came), in memory of the distinct ones. What a push reports of its writes, whatever
+    their number."""
+
+    def __init__(self, items: Iterable[K] = ()) -> None:
+        self._counts: dict[K, int] = {}
+        self._total = 0
+        for item in items:
+            self.add(item)
+
+    def add(self, item: K, count: int = 1) -> None:
+        """Count ``item`` ``count`` more times."""
+        self._counts[item] = self._counts.get(item, 0) + count
+        self._total += count
+
+    def counts(self) -> dict[K, int]:
+        """Each distinct item and how many times it came."""
+        return dict(self._counts)
+
+    def __len__(self) -> int:
+        return self._total
+
+    def __iter__(self) -> Iterator[K]:
+        for item, count in self._counts.items():
+            yield from itertools.repeat(item, count)
+
+    @overload
+    def __getitem__(self, index: int) -> K: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[K]: ...
+
+    def __getitem__(self, index: int | slice) -> K | list[K]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        position = index + self._total if index < 0 else index
+        if not 0 <= position < self._total:
+            raise IndexError(index)
+        for item, count in self._counts.items():
+            if position < count:
+                return item
+            position -= count
+        raise IndexError(index)
+
+
+@dataclass(frozen=True)
+class WriteKind:
+    """A write without its record: the object and field it sets, and why."""
+
+    object: str
+    field: str
+    reason: str
+
+    @classmethod
+    def of(cls, write: PlannedWrite) -> WriteKind:
+        return cls(write.object, write.field, write.reason)
+
+
+@dataclass(frozen=True)
+class OutcomeKind:
+    """A write's final answer without its record."""
+
+    write: WriteKind
+    success: bool
+    error: str | None = None
+
+    @classmethod
+    def of(cls, outcome: WriteOutcome) -> OutcomeKind:
+        return cls(WriteKind.of(outcome.write), outcome.success, outcome.error)
+
+
+@dataclass(frozen=True)
+class DecisionKind:
+    """An edit not sent, without its edit: its status, why, and what it would have set."""
+
+    status: str
+    reason: str
+    unsent: WriteKind | None = None
+
+    @classmethod
+    def of(cls, decision: EditDecision) -> DecisionKind:
+        unsent = None if decision.unsent is None else WriteKind.of(decision.unsent)
+        return cls(decision.status, decision.reason, unsent)
+
+
+@dataclass
+class PushSummary:
+    """What a push planned, counted: the plan is read, sent and recorded a chunk at a time and
+    never held whole (``crm_push_log`` has every write)."""
+
+    writes: Tally[WriteKind] = field(default_factory=Tally)
+    creates: int = 0
+    not_pushed: Tally[DecisionKind] = field(default_factory=Tally)
+
+    def add(self, chunk: PushPlan) -> None:
+        """Count one chunk of the plan."""
+        for write in chunk.writes:
+            self.writes.add(WriteKind.of(write))
+        self.creates += len(chunk.creates)
+        for decision in chunk.not_pushed:
+            self.not_pushed.add(DecisionKind.of(decision))
+
+    @property
+    def superseded_by_crm(self) -> Tally[DecisionKind]:
+        """Edits the CRM's own change of the field made moot (the CRM wins)."""
+        moot: Tally[DecisionKind] = Tally()
+        for decision, count in self.not_pushed.counts().items():
+            if decision.unsent is not None:
+                moot.add(decision, count)
+        return moot
+
+
 @dataclass
 class PushResult:
-    """What a push did: its plan, every update's final answer, every create's answer, its run."""
+    """What a push did, counted (its memory does not grow with the push): what it planned,
+    every update's final answer, every create's answer, its run."""
 
-    plan: PushPlan
-    outcomes: list[WriteOutcome]
+    plan: PushSummary
+    outcomes: Tally[OutcomeKind]
+    # Per contact_id: creates are requested contact by contact, not one per CRM record.
     created: dict[str, CreateOutcome]
     run: SyncRun
 
     def writes_by_reason(self) -> dict[str, dict[str, int]]:
         """Per reason (score, opt-out, opt-in, edit): writes accepted and failed."""
         counts: dict[str, dict[str, int]] = {}
-        for outcome in self.outcomes:
+        for outcome, count in self.outcomes.counts().items():
             tally = counts.setdefault(outcome.write.reason, {"accepted": 0, "failed": 0})
-            tally["accepted" if outcome.success else "failed"] += 1
+            tally["accepted" if outcome.success else "failed"] += count
         return counts
 
 
@@ -216,13 +241,18 @@ class _Push:
     mapping: Mapping
     run_id: str
     progress: Callable[[str], Any]
-    outcomes: list[WriteOutcome] = field(default_factory=list)
+    outcomes: Tally[OutcomeKind] = field(default_factory=Tally)
     created: dict[str, CreateOutcome] = field(default_factory=dict)
+    tables: PushTables = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tables = PushTables(self.mapping)
 
     def send_updates(self, batch: UpdateBatch) -> None:
         """Log the batch as sent (unless it was, before a redirect), send it, then commit its
         answer with its effects; writes refused because their Lead converted are sent on to
-        the Contact the Lead became, as batches of their own."""
+        the Contact the Lead became, as batches of their own. A Bulk job's Id is committed on
+        the batch's rows before its data goes up."""
         log_ids = batch.log_ids
         if log_ids is None:
             with self.engine.begin() as conn:
@@ -232,7 +262,12 @@ class _Push:
             f"crm_push: sending {len(batch.writes):,} writes on {batch.records:,} records "
             f"(one {kind})"
         )
-        outcomes = send_batch(self.client, batch)
+
+        def on_job(job_id: str) -> None:
+            with self.engine.begin() as conn:
+                log_bulk_job(conn, log_ids, job_id)
+
+        outcomes = send_batch(self.client, batch, on_job)
         contact_of = self._converted([o.write for o in outcomes if o.converted_lead])
         answered, redirected, redirected_ids = [], [], []
         for log_id, outcome in zip(log_ids, outcomes, strict=True):
@@ -244,10 +279,11 @@ class _Push:
                 redirected_ids.append(log_id)
         with self.engine.begin() as conn:
             record_update_answers(
-                conn, self.mapping, [i for i, _ in answered], [o for _, o in answered], utc_now()
+                conn, self.tables, [i for i, _ in answered], [o for _, o in answered], utc_now()
             )
             redirect_log_rows(conn, redirected_ids, redirected)
-        self.outcomes += [o for _, o in answered]
+        for _, outcome in answered:
+            self.outcomes.add(OutcomeKind.of(outcome))
         for onward_batch in update_batches(redirected, redirected_ids):
             self.send_updates(onward_batch)
 
@@ -259,6 +295,8 @@ class _Push:
             return {}
         try:
             return converted_contacts(self.client, [w.record_id for w in refused])
+        except BUDGET_SPENT:
+            raise
         except (SalesforceError, CrmUnavailable) as error:
             self.progress(f"crm_push: could not look up converted Leads: {error}")
             return {}
@@ -289,7 +327,7 @@ class _Push:
         with self.engine.begin() as conn:
             record_create_answers(
                 conn,
-                self.mapping,
+                self.tables,
                 creates,
                 log_ids,
                 outcomes,
@@ -319,37 +357,46 @@ def push_to_crm(
     run_id: str,
     progress: Callable[[str], Any] = print,
 ) -> PushResult:
-    """Send the planned updates and creates, one batch at a time.
+    """Plan the updates and creates a chunk at a time (:func:`plan_chunks`) and send each
+    chunk, one batch at a time, before reading the next: memory holds one chunk whatever the
+    org's size.
 
-    First the edits that are not sent are settled (skipped by policy, superseded, already in
-    the CRM). Then each batch (a Collections call of up to 200 records, a Bulk job, a chunk
-    of creates) commits its ``crm_push_log`` rows as ``sent`` before its call, and after the
-    answer, in one transaction, the outcomes with their effects: accepted values in
-    ``acton_contacts`` and the mirror, edits pushed or failed, Leads created. A push killed
-    between batches keeps all it heard back; the next push plans the rest again from the
-    mirror. A failed write is planned again by the next push; a create the CRM keeps refusing
-    is left ``failed`` after ``ACTON_CREATE_ATTEMPTS`` attempts.
+    In each chunk, first the edits that are not sent are settled (skipped by policy,
+    superseded, already in the CRM). Then each batch (a Collections call of up to 200
+    records, a Bulk job, a chunk of creates) commits its ``crm_push_log`` rows as ``sent``
+    before its call, and after the answer, in one transaction, the outcomes with their
+    effects: accepted values in ``acton_contacts`` and the mirror, edits pushed or failed,
+    Leads created. A push killed between batches keeps all it heard back; the next push plans
+    the rest again from the mirror. A failed write is planned again by the next push; a
+    create the CRM keeps refusing is left ``failed`` after ``ACTON_CREATE_ATTEMPTS`` attempts.
     """
     for table in PUSH_TABLES:
         ensure_table(engine, table)
     id_field, attempts = contact_id_field(), create_attempts()
-    plan = plan_push(engine, mapping)
-    progress(
-        f"crm_push: {len(plan.writes):,} updates and {len(plan.creates):,} creates planned, "
-        f"{len(plan.not_pushed):,} edits not sent"
-    )
     run = SyncRun(run_id=run_id, object="crm_push", mode="push")
     calls_before = client.api_calls
-    with engine.begin() as conn:
-        settle_decisions(conn, plan.not_pushed, run_id, utc_now())
     push = _Push(engine, client, mapping, run_id, progress)
-    for batch in update_batches(plan.writes):
-        push.send_updates(batch)
-    for chunk in chunks(plan.creates, COLLECTION_SIZE):
-        push.send_creates(chunk, id_field, attempts)
+    plan = PushSummary()
+    for chunk in plan_chunks(engine, mapping):
+        plan.add(chunk)
+        progress(
+            f"crm_push: {len(chunk.writes):,} updates and {len(chunk.creates):,} creates planned "
+            f"in this chunk, {len(chunk.not_pushed):,} edits not sent"
+        )
+        with engine.begin() as conn:
+            settle_decisions(conn, chunk.not_pushed, run_id, utc_now())
+        for batch in update_batches(chunk.writes):
+            push.send_updates(batch)
+        for creates in chunks(chunk.creates, COLLECTION_SIZE):
+            push.send_creates(creates, id_field, attempts)
+    progress(
+        f"crm_push: {len(plan.writes):,} updates and {plan.creates:,} creates planned in all, "
+        f"{len(plan.not_pushed):,} edits not sent"
+    )
     run.api_calls = client.api_calls - calls_before
-    run.rows_read = len(plan.writes) + len(plan.creates)
-    run.rows_upserted = sum(o.success for o in push.outcomes) + sum(
+    run.api_usage = client.api_usage
+    run.rows_read = len(plan.writes) + plan.creates
+    run.rows_upserted = sum(n for o, n in push.outcomes.counts().items() if o.success) + sum(
         o.record_id is not None for o in push.created.values()
     )
     run.rows_rejected = run.rows_read - run.rows_upserted

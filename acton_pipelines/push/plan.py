@@ -1,22 +1,63 @@
-"""What a push would write: pure functions from warehouse frames and the CRM's current values
-(the mirror: what the last pull read plus what earlier pushes set) to planned CRM writes.
+"""What a push would write: pure functions from warehouse rows and the CRM's current values
+(the mirror: what the last pull read plus what earlier pushes set) to planned CRM writes, and
+:func:`plan_chunks`, which reads those rows from the warehouse a chunk at a time.
 
 A value is written only where it differs from what the CRM holds. Act-On-side edits are
 merged per field, three-way: an edit goes out only while the CRM still holds the value the
 edit was made against (``crm_value_at_edit``); once the CRM changed that field, the CRM wins.
+
+Scores and opt-out flags are compared with the mirror in the database: each chunk is the next
+``PLAN_CHUNK`` CRM records (by ``contact_id``) whose score or flag differs there, so a push
+never reads ``acton_contacts`` whole, and memory holds one chunk whatever the org's size.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from collections.abc import Mapping as ReadOnly
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Engine,
+    FromClause,
+    MetaData,
+    Numeric,
+    Select,
+    String,
+    Table,
+    and_,
+    cast,
+    false,
+    func,
+    inspect,
+    literal,
+    or_,
+    select,
+    true,
+)
 
-from acton_pipelines.crm.mirror_values import FieldRef, comparable_text
-from acton_pipelines.crm.objects import split_hop
+from acton_pipelines.crm.mirror_values import (
+    RECORD_MIRRORS,
+    FieldRef,
+    comparable_text,
+    mirror_field_values,
+)
+from acton_pipelines.crm.objects import CONTACT, LEAD, split_hop
 from acton_pipelines.mapping.models import DataType, FieldMapping, Mapping
+from acton_pipelines.warehouse.tables import (
+    acton_contacts_table,
+    acton_field_edits,
+    contact_scores,
+    crm_column_name,
+    crm_create_requests,
+    opt_outs,
+)
 
 OPT_OUT_FIELD = "HasOptedOutOfEmail"
 
@@ -113,105 +154,6 @@ def comparable(value: Any, data_type: DataType | None = None) -> str | None:
     if data_type is DataType.DATETIME and isinstance(value, str):
         return comparable_text(pd.Timestamp(value).to_pydatetime())
     return comparable_text(value)
-
-
-def _crm_records(contacts: pd.DataFrame) -> pd.DataFrame:
-    return contacts[contacts["external_id"].notna()]
-
-
-def score_refs(contacts: pd.DataFrame, mapping: Mapping) -> set[FieldRef]:
-    """The CRM fields :func:`score_writes` compares: each score field of each CRM record."""
-    refs = set()
-    for row in _crm_records(contacts).itertuples(index=False):
-        for field in mapping.score_fields:
-            api_name = field.source(row.record_type)
-            if api_name:
-                refs.add((row.record_type, row.external_id, api_name))
-    return refs
-
-
-def score_writes(
-    contacts: pd.DataFrame, scores: pd.DataFrame, mapping: Mapping, crm: CrmValues
-) -> list[PlannedWrite]:
-    """Each score field whose CRM value differs from its sheet's computed score.
-
-    ``contacts``: ``contact_id, external_id, record_type``; ``scores``: ``contact_id,
-    score_sheet, score``. Score fields always push, whatever the push policy. A record the
-    mirror does not hold yet (a Lead this push created) waits for the pull to read it.
-    """
-    writes: list[PlannedWrite] = []
-    crm_contacts = _crm_records(contacts)
-    for field in mapping.score_fields:
-        sheet = scores.loc[scores["score_sheet"] == field.score_sheet, ["contact_id", "score"]]
-        merged = crm_contacts.merge(sheet, on="contact_id", how="inner")
-        for row in merged.itertuples(index=False):
-            api_name = field.source(row.record_type)
-            ref = (row.record_type, row.external_id, api_name)
-            if not api_name or ref not in crm:
-                continue
-            score = int(row.score)
-            if crm[ref] != comparable(score):
-                writes.append(
-                    PlannedWrite(
-                        object=row.record_type,
-                        record_id=row.external_id,
-                        contact_id=row.contact_id,
-                        field=api_name,
-                        old_value=crm[ref],
-                        new_value=score,
-                        reason=SCORE,
-                        detail=f"{field.destination}, score sheet {field.score_sheet}",
-                    )
-                )
-    return writes
-
-
-def opt_out_refs(contacts: pd.DataFrame, opt_out_list: ReadOnly[str, bool]) -> set[FieldRef]:
-    """The CRM flags :func:`opt_out_writes` compares: those of records whose address is listed."""
-    crm_contacts = _crm_records(contacts)
-    return {
-        (row.record_type, row.external_id, OPT_OUT_FIELD)
-        for row in crm_contacts.itertuples(index=False)
-        if not pd.isna(row.email) and str(row.email).lower() in opt_out_list
-    }
-
-
-def opt_out_writes(
-    contacts: pd.DataFrame, opt_out_list: ReadOnly[str, bool], crm: CrmValues
-) -> list[PlannedWrite]:
-    """``HasOptedOutOfEmail`` for every CRM record whose address is on the opt-out list and
-    whose CRM flag differs: true for addresses opted out, false for addresses that opted back
-    in on the Act-On side. Addresses not on the list are left alone. The list is the pull's
-    and the imports' to keep: the push only sends it.
-
-    ``contacts``: ``contact_id, external_id, record_type, email``; ``opt_out_list``:
-    lower-cased email -> opted out.
-    """
-    writes = []
-    for row in _crm_records(contacts).itertuples(index=False):
-        wanted = None if pd.isna(row.email) else opt_out_list.get(str(row.email).lower())
-        ref = (row.record_type, row.external_id, OPT_OUT_FIELD)
-        if wanted is None or ref not in crm:
-            continue
-        current = crm[ref] == "true"
-        if wanted != current:
-            writes.append(
-                PlannedWrite(
-                    object=row.record_type,
-                    record_id=row.external_id,
-                    contact_id=row.contact_id,
-                    field=OPT_OUT_FIELD,
-                    old_value=crm[ref],
-                    new_value=wanted,
-                    reason=OPT_OUT if wanted else OPT_IN,
-                    detail=(
-                        "the address is on the opt-out list"
-                        if wanted
-                        else "the address opted back in on the Act-On side"
-                    ),
-                )
-            )
-    return writes
 
 
 def crm_value(value: Any, data_type: DataType) -> Any:
@@ -366,3 +308,317 @@ def _three_way(
     if now == wanted:
         return EditDecision(write.edit_id, PUSHED, "the CRM already holds the value")
     return replace(write, old_value=now)
+
+
+@dataclass
+class PushPlan:
+    """Writes, creates and settled edits, computed without writing anything: the whole plan
+    (``acton push --dry-run``) or one chunk of it (what a push sends before reading more)."""
+
+    writes: list[PlannedWrite]
+    creates: list[PlannedCreate] = dataclasses.field(default_factory=list)
+    # Waiting edits that are not sent, and why (settled by the push).
+    not_pushed: list[EditDecision] = dataclasses.field(default_factory=list)
+
+    @property
+    def superseded_by_crm(self) -> list[EditDecision]:
+        """Edits the CRM's own change of the field made moot (the CRM wins)."""
+        return [d for d in self.not_pushed if d.unsent is not None]
+
+
+# CRM records (or edited contacts, or create requests) read per chunk: each chunk is planned,
+# sent and recorded before the next is read. 10,000 records make one Bulk job of about 1 MB
+# of CSV (Salesforce processes a job in batches of 10,000 records).
+PLAN_CHUNK = 10_000
+
+
+def plan_chunks(engine: Engine, mapping: Mapping, size: int | None = None) -> Iterator[PushPlan]:
+    """The push's plan, one chunk at a time: the score and opt-out writes of Leads, then of
+    Contacts, then the waiting edits, then the Leads to create (``size`` records, edited
+    contacts or requests a chunk; default ``PLAN_CHUNK``).
+
+    Each chunk is read when the caller asks for the next one, on a connection of its own and
+    after the rows before it by key (keyset pagination), so what the push records between
+    two chunks never shifts the next one. Reads only: a missing table plans nothing of its
+    kind, and nothing is created (``acton push --dry-run`` writes nothing, anywhere).
+    """
+    size = size or PLAN_CHUNK
+    present = set(inspect(engine).get_table_names())
+    if acton_contacts_table(mapping).name not in present:
+        return
+    for record_type in (LEAD.name, CONTACT.name):
+        yield from _value_chunks(engine, mapping, present, record_type, size)
+    yield from _edit_chunks(engine, mapping, present, size)
+    yield from _create_chunks(engine, mapping, present, size)
+
+
+def _frame(conn: Connection, statement: Any, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([tuple(r) for r in conn.execute(statement)], columns=columns)
+
+
+def _score_differs(held: ColumnElement[Any], score: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Where the mirror's value may differ from the score: never narrower than the exact
+    comparison made in Python (:func:`comparable`), which has the last word on every row."""
+    if isinstance(held.type, Numeric):
+        return or_(held.is_(None), held != score)
+    if isinstance(held.type, String):
+        return or_(held.is_(None), held != cast(score, held.type))
+    return true()
+
+
+def _flag_differs(held: ColumnElement[Any], wanted: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Where the CRM's opt-out flag may differ from the list's (an empty flag counts as off)."""
+    if isinstance(held.type, Boolean):
+        return wanted != func.coalesce(held, false())
+    return true()
+
+
+@dataclass(frozen=True)
+class _ScoreColumn:
+    """A score field as a chunk query selects it: the sheet's score beside the mirror's value."""
+
+    field: FieldMapping
+    api_name: str
+    score: str
+    held: str
+
+
+class _ValueQuery:
+    """The query of one record type's chunks: its CRM records (joined to the mirror) whose
+    score fields or opt-out flag may differ from what Act-On holds, ordered by contact_id."""
+
+    def __init__(
+        self, conn: Connection, mapping: Mapping, present: set[str], record_type: str
+    ) -> None:
+        self.record_type = record_type
+        self.scores: list[_ScoreColumn] = []
+        self.opt_outs = False
+        contacts = acton_contacts_table(mapping)
+        self.contacts = contacts
+        mirror = Table(RECORD_MIRRORS[record_type], MetaData(), autoload_with=conn)
+        joined: FromClause = contacts.join(mirror, mirror.c.id == contacts.c.external_id)
+        columns: list[ColumnElement[Any]] = [
+            contacts.c.contact_id,
+            contacts.c.external_id,
+        ]
+        differs: list[ColumnElement[bool]] = []
+        if contact_scores.name in present:
+            for index, mapped in enumerate(mapping.score_fields):
+                api_name = mapped.source(record_type)  # type: ignore[arg-type]
+                if not api_name or crm_column_name(api_name) not in mirror.c:
+                    continue
+                sheet = contact_scores.alias(f"sheet_{index}")
+                joined = joined.outerjoin(
+                    sheet,
+                    and_(
+                        sheet.c.contact_id == contacts.c.contact_id,
+                        sheet.c.score_sheet == mapped.score_sheet,
+                    ),
+                )
+                held = mirror.c[crm_column_name(api_name)]
+                column = _ScoreColumn(mapped, api_name, f"score_{index}", f"held_{index}")
+                columns += [sheet.c.score.label(column.score), held.label(column.held)]
+                differs.append(
+                    and_(sheet.c.score.is_not(None), _score_differs(held, sheet.c.score))
+                )
+                self.scores.append(column)
+        flag = crm_column_name(OPT_OUT_FIELD)
+        if opt_outs.name in present and "email" in contacts.c and flag in mirror.c:
+            listed = opt_outs.alias("listed")
+            # The list holds addresses lower-cased, as the pull and the imports put them there.
+            joined = joined.outerjoin(listed, listed.c.email == func.lower(contacts.c.email))
+            columns += [
+                listed.c.opted_out.label("listed_opted_out"),
+                mirror.c[flag].label("held_opted_out"),
+            ]
+            differs.append(
+                and_(
+                    listed.c.opted_out.is_not(None),
+                    _flag_differs(mirror.c[flag], listed.c.opted_out),
+                )
+            )
+            self.opt_outs = True
+        self.statement: Select[Any] | None = None
+        if differs:
+            self.statement = (
+                select(*columns)
+                .select_from(joined)
+                .where(contacts.c.record_type == record_type, or_(*differs))
+                .order_by(contacts.c.contact_id)
+            )
+
+    def chunk(self, conn: Connection, after: str | None, size: int) -> list[Any]:
+        """The next ``size`` rows after contact_id ``after`` (from the first when None)."""
+        assert self.statement is not None
+        statement = self.statement.limit(size)
+        if after is not None:
+            statement = statement.where(self.contacts.c.contact_id > after)
+        return list(conn.execute(statement))
+
+    def writes(self, rows: list[Any]) -> list[PlannedWrite]:
+        """The writes of a chunk's rows: each value that differs, compared exactly."""
+        writes: list[PlannedWrite] = []
+        for row in rows:
+            values = row._mapping
+            for column in self.scores:
+                write = _score_write(self.record_type, row, values, column)
+                if write is not None:
+                    writes.append(write)
+            if self.opt_outs:
+                write = _opt_out_write(self.record_type, row, values)
+                if write is not None:
+                    writes.append(write)
+        return writes
+
+
+def _score_write(
+    record_type: str, row: Any, values: ReadOnly[str, Any], column: _ScoreColumn
+) -> PlannedWrite | None:
+    """A score field whose CRM value differs from its sheet's computed score. Score fields
+    always push, whatever the push policy."""
+    if values[column.score] is None:
+        return None
+    score = int(values[column.score])
+    held = comparable_text(values[column.held])
+    if held == comparable(score):
+        return None
+    return PlannedWrite(
+        object=record_type,
+        record_id=row.external_id,
+        contact_id=row.contact_id,
+        field=column.api_name,
+        old_value=held,
+        new_value=score,
+        reason=SCORE,
+        detail=f"{column.field.destination}, score sheet {column.field.score_sheet}",
+    )
+
+
+def _opt_out_write(record_type: str, row: Any, values: ReadOnly[str, Any]) -> PlannedWrite | None:
+    """``HasOptedOutOfEmail`` where the address is on the opt-out list and the CRM's flag
+    differs: true for addresses opted out, false for those that opted back in on the Act-On
+    side. Addresses not on the list are left alone (the list is the pull's and the imports'
+    to keep: the push only sends it)."""
+    if values["listed_opted_out"] is None:
+        return None
+    wanted = bool(values["listed_opted_out"])
+    held = comparable_text(values["held_opted_out"])
+    if wanted == (held == "true"):
+        return None
+    return PlannedWrite(
+        object=record_type,
+        record_id=row.external_id,
+        contact_id=row.contact_id,
+        field=OPT_OUT_FIELD,
+        old_value=held,
+        new_value=wanted,
+        reason=OPT_OUT if wanted else OPT_IN,
+        detail=(
+            "the address is on the opt-out list"
+            if wanted
+            else "the address opted back in on the Act-On side"
+        ),
+    )
+
+
+def _value_chunks(
+    engine: Engine, mapping: Mapping, present: set[str], record_type: str, size: int
+) -> Iterator[PushPlan]:
+    """The score and opt-out writes of one record type, ``size`` CRM records a chunk. A
+    record the mirror does not hold yet (a Lead this push created) waits for the pull."""
+    if RECORD_MIRRORS[record_type] not in present:
+        return
+    with engine.connect() as conn:
+        query = _ValueQuery(conn, mapping, present, record_type)
+    if query.statement is None:
+        return
+    after: str | None = None
+    while True:
+        with engine.connect() as conn:
+            rows = query.chunk(conn, after, size)
+        if not rows:
+            return
+        yield PushPlan(writes=query.writes(rows))
+        if len(rows) < size:
+            return
+        after = rows[-1].contact_id
+
+
+EDIT_COLUMNS = ["id", "contact_id", "field", "value", "changed_at", "crm_value_at_edit"]
+CONTACT_COLUMNS = ["contact_id", "external_id", "record_type", "email"]
+
+
+def _edit_chunks(
+    engine: Engine, mapping: Mapping, present: set[str], size: int
+) -> Iterator[PushPlan]:
+    """The waiting edits (pending, or failed and tried again) of ``size`` contacts a chunk:
+    all of a contact's edits in the same chunk, so the latest per field is found."""
+    if acton_field_edits.name not in present:
+        return
+    contacts = acton_contacts_table(mapping)
+    edits = acton_field_edits
+    waiting = edits.c.push_status.in_(WAITING)
+    # A warehouse from before crm_value_at_edit existed (not yet migrated by a run): NULL.
+    stored = {c["name"] for c in inspect(engine).get_columns(edits.name)}
+    selected = [edits.c[c] if c in stored else literal(None).label(c) for c in EDIT_COLUMNS]
+    after: str | None = None
+    while True:
+        with engine.connect() as conn:
+            keys = select(edits.c.contact_id).where(waiting).distinct()
+            if after is not None:
+                keys = keys.where(edits.c.contact_id > after)
+            edited = list(conn.execute(keys.order_by(edits.c.contact_id).limit(size)).scalars())
+            if not edited:
+                return
+            in_chunk = [waiting, edits.c.contact_id <= edited[-1]]
+            if after is not None:
+                in_chunk.append(edits.c.contact_id > after)
+            chunk_edits = _frame(conn, select(*selected).where(*in_chunk), EDIT_COLUMNS)
+            chunk_contacts = _frame(
+                conn,
+                select(*[contacts.c[c] for c in CONTACT_COLUMNS]).where(
+                    contacts.c.contact_id.in_(select(edits.c.contact_id).where(*in_chunk))
+                ),
+                CONTACT_COLUMNS,
+            )
+            crm = mirror_field_values(conn, edit_refs(chunk_edits, chunk_contacts, mapping))
+        updates, not_pushed = edit_writes(chunk_edits, chunk_contacts, mapping, crm)
+        yield PushPlan(writes=updates, not_pushed=not_pushed)
+        if len(edited) < size:
+            return
+        after = edited[-1]
+
+
+def _create_chunks(
+    engine: Engine, mapping: Mapping, present: set[str], size: int
+) -> Iterator[PushPlan]:
+    """The pending "create in CRM" requests of contacts not in the CRM yet, with every mapped
+    field, ``size`` requests a chunk."""
+    if crm_create_requests.name not in present:
+        return
+    contacts = acton_contacts_table(mapping)
+    statement = (
+        select(contacts)
+        .join(crm_create_requests, crm_create_requests.c.contact_id == contacts.c.contact_id)
+        .where(crm_create_requests.c.status == "pending", contacts.c.external_id.is_(None))
+        .order_by(contacts.c.contact_id)
+        .limit(size)
+    )
+    columns = [c.name for c in contacts.columns]
+    after: str | None = None
+    while True:
+        page = statement if after is None else statement.where(contacts.c.contact_id > after)
+        with engine.connect() as conn:
+            rows = _frame(conn, page, columns)
+        if rows.empty:
+            return
+        yield PushPlan(
+            writes=[],
+            creates=[
+                PlannedCreate(row.contact_id, row.email, lead_fields(row, mapping))
+                for _, row in rows.iterrows()
+            ],
+        )
+        if len(rows) < size:
+            return
+        after = str(rows["contact_id"].iloc[-1])

@@ -85,6 +85,19 @@ def log_sent(
     return _insert_log(conn, [_log_row(w, run_id, now) | {"outcome": SENT} for w in writes])
 
 
+def log_bulk_job(conn: Connection, log_ids: Sequence[int], job_id: str) -> None:
+    """Name the Bulk job that carries a batch on its ``sent`` rows, before its data goes up:
+    a push killed while the job runs leaves rows that say where their answers are."""
+    if not log_ids:
+        return
+    conn.execute(
+        update(crm_push_log)
+        .where(crm_push_log.c.id == bindparam("b_id"))
+        .values(detail=func.coalesce(crm_push_log.c.detail, "") + f" [Bulk job {job_id}]"),
+        [{"b_id": log_id} for log_id in log_ids],
+    )
+
+
 def settle_decisions(
     conn: Connection, decisions: Sequence[EditDecision], run_id: str, now: datetime
 ) -> None:
@@ -173,9 +186,34 @@ def redirect_log_rows(
     )
 
 
+class PushTables:
+    """``acton_contacts`` and the CRM mirrors as a push records answers in them, built and
+    reflected once per push: a statement on a new ``Table`` object is a new entry in
+    SQLAlchemy's compiled cache, which keeps that table alive (made per batch, they grew a
+    push's memory with every batch, up to the cache's 500 entries)."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.contacts = acton_contacts_table(mapping)
+        # The CRM fields whose accepted value acton_contacts holds too: scores, the opt-out flag.
+        self.contact_column = {OPT_OUT_FIELD: "opted_out"}
+        for field in mapping.score_fields:
+            for record_type in ("Lead", "Contact"):
+                source = field.source(record_type)
+                if source:
+                    self.contact_column[source] = field.column
+        self._metadata = MetaData()
+        self._mirrors: dict[str, Table] = {}
+
+    def mirror(self, conn: Connection, obj: str) -> Table:
+        """The mirror table of ``obj`` (``crm_leads``...), reflected on first use."""
+        if obj not in self._mirrors:
+            self._mirrors[obj] = Table(RECORD_MIRRORS[obj], self._metadata, autoload_with=conn)
+        return self._mirrors[obj]
+
+
 def record_update_answers(
     conn: Connection,
-    mapping: Mapping,
+    tables: PushTables,
     log_ids: Sequence[int],
     outcomes: Sequence[WriteOutcome],
     now: datetime,
@@ -188,7 +226,7 @@ def record_update_answers(
         [(i, o.success, o.error) for i, o in zip(log_ids, outcomes, strict=True)],
         now,
     )
-    record_accepted(conn, mapping, [o.write for o in outcomes if o.success])
+    record_accepted(conn, tables, [o.write for o in outcomes if o.success])
     edits = [
         {
             "b_id": o.write.edit_id,
@@ -222,30 +260,18 @@ def _stored(column: Column, value: Any) -> Any:
     return value
 
 
-def record_accepted(conn: Connection, mapping: Mapping, accepted: Sequence[PlannedWrite]) -> None:
+def record_accepted(conn: Connection, tables: PushTables, accepted: Sequence[PlannedWrite]) -> None:
     """Set the values the CRM accepted in the CRM mirror and, for scores and opt-out flags, in
     ``acton_contacts`` (edits are there already), so both show what the CRM now holds."""
-    contacts = acton_contacts_table(mapping)
-    column_of = {OPT_OUT_FIELD: "opted_out"}
-    for field in mapping.score_fields:
-        for record_type in ("Lead", "Contact"):
-            source = field.source(record_type)
-            if source:
-                column_of[source] = field.column
+    contacts = tables.contacts
     by_column: dict[tuple[Table, str], list[dict[str, Any]]] = {}
-    metadata = MetaData()
-    mirrors: dict[str, Table] = {}
     for write in accepted:
-        if write.edit_id is None and write.field in column_of:
-            key = (contacts, column_of[write.field])
+        if write.edit_id is None and write.field in tables.contact_column:
+            key = (contacts, tables.contact_column[write.field])
             by_column.setdefault(key, []).append(
                 {"b_key": write.contact_id, "b_value": write.new_value}
             )
-        if write.object not in mirrors:
-            mirrors[write.object] = Table(
-                RECORD_MIRRORS[write.object], metadata, autoload_with=conn
-            )
-        mirror = mirrors[write.object]
+        mirror = tables.mirror(conn, write.object)
         column = crm_column_name(write.field)
         if column in mirror.c:
             value = _stored(mirror.c[column], write.new_value)
@@ -294,7 +320,7 @@ def log_creates_sent(
 
 def record_create_answers(
     conn: Connection,
-    mapping: Mapping,
+    tables: PushTables,
     creates: Sequence[PlannedCreate],
     log_ids: Sequence[int],
     outcomes: Sequence[CreateOutcome],
@@ -326,7 +352,7 @@ def record_create_answers(
                 if o.record_id is not None
             ],
         )
-        _record_made(conn, mapping, made, now, run_id)
+        _record_made(conn, tables, made, now, run_id)
     for create, outcome in refused:
         request = crm_create_requests.c.contact_id == create.contact_id
         conn.execute(update(crm_create_requests).where(request).values(error=outcome.error))
@@ -337,12 +363,12 @@ def record_create_answers(
 
 def _record_made(
     conn: Connection,
-    mapping: Mapping,
+    tables: PushTables,
     made: Sequence[tuple[PlannedCreate, CreateOutcome]],
     now: datetime,
     run_id: str,
 ) -> None:
-    contacts = acton_contacts_table(mapping)
+    contacts = tables.contacts
     for create, outcome in made:
         conn.execute(
             update(crm_create_requests)
