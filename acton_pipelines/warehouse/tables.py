@@ -385,7 +385,11 @@ def acton_contacts_table(mapping: Mapping) -> Table:
             taken.add(field.column)
     columns.append(Column("updated_at", DateTime(timezone=True)))
     table = Table("acton_contacts", MetaData(), *columns, *_audit_columns())
-    Index("ix_acton_contacts_external_id", table.c.external_id)
+    # (external_id, contact_id): the build looks up a CRM record's contact_id with min(); on the
+    # external_id index alone PostgreSQL answers min() by walking the primary key until a row
+    # matches (18 ms a lookup at 100k contacts, 30 s an incremental build), on this one it reads
+    # one index entry. Warehouses made before keep their old external_id index beside it.
+    Index("ix_acton_contacts_external_id_contact_id", table.c.external_id, table.c.contact_id)
     Index("ix_acton_contacts_record_type", table.c.record_type)
     if "email" in table.c:
         Index("ix_acton_contacts_email", table.c.email)
