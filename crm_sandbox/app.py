@@ -596,11 +596,14 @@ async def composite_sobjects_upsert(request: Request) -> Response:
     return JSONResponse(answer)
 
 
-async def ingest_create(request: Request) -> Response:
-    """``POST .../jobs/ingest``: create an ingest job (insert or update; deletes refused)."""
+async def ingest_jobs(request: Request) -> Response:
+    """``POST .../jobs/ingest`` (create an ingest job: insert or update; deletes refused) or
+    ``GET`` (list the jobs)."""
     version = _version(request)
-    body = await _json_body(request)
     state = _state(request)
+    if request.method == "GET":
+        return JSONResponse(state.ingest_jobs.listing(version, request.query_params))
+    body = await _json_body(request)
     if body.get("operation") in DELETE_OPERATIONS:
         state.count_refused_delete()
         raise _delete_refused()
@@ -795,7 +798,9 @@ def create_app(state: SandboxState) -> ASGIApp:
             composite_sobjects_upsert,
             methods=["PATCH"],
         ),
-        Route(f"{data}/jobs/ingest", ingest_create, methods=["POST"]),
+        # Starlette takes the first route that matches: the list stays ahead of the job routes
+        # (``{job_id}`` needs a segment, and the gate strips a trailing slash, so none takes it).
+        Route(f"{data}/jobs/ingest", ingest_jobs, methods=["GET", "POST"]),
         Route(f"{data}/jobs/ingest/{{job_id}}", ingest_job, methods=["GET", "PATCH", "DELETE"]),
         Route(f"{data}/jobs/ingest/{{job_id}}/batches", ingest_batches, methods=["PUT"]),
         Route(f"{data}/jobs/ingest/{{job_id}}/{{kind}}", ingest_results, methods=["GET"]),

@@ -9,19 +9,27 @@ as they would against an org.
 Jobs live in memory only: they are request bookkeeping, not CRM data, and a restarted server
 need not remember them. Only ``insert`` and ``update`` are offered; delete operations are
 refused by the app (the integration must never delete CRM records), upserts are not emulated.
+
+``GET jobs/ingest`` lists the jobs ("Get All Jobs"), oldest first, ``JOBS_PER_LIST_PAGE`` a page
+with a ``nextRecordsUrl`` carrying the next page's ``queryLocator``: a client whose create
+answer was lost finds its job there. The paging (and the locator it shares with query results)
+lives here because :mod:`crm_sandbox.bulk_query` builds on this module; ``GET jobs/query`` pages
+through the same function.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from crm_sandbox import ingest_csv, records, store, values
 from crm_sandbox.batch_writes import WriteOperation, write_records
@@ -34,6 +42,11 @@ JOB_KEY_PREFIX = "750"
 DELETE_OPERATIONS = frozenset({"delete", "hardDelete"})
 # Ingest jobs offer no upsert (sObject Collections do): it would need externalIdFieldName.
 _JOB_OPERATIONS = frozenset({WriteOperation.INSERT.value, WriteOperation.UPDATE.value})
+# Get All Jobs answers at most this many jobs, then a nextRecordsUrl.
+JOBS_PER_LIST_PAGE = 1000
+INGEST_JOB_TYPE = "V2Ingest"
+
+T = TypeVar("T")
 
 
 class JobState(StrEnum):
@@ -66,6 +79,55 @@ def _job_state_error(message: str) -> SalesforceApiError:
 
 def _invalid_job(message: str) -> SalesforceApiError:
     return SalesforceApiError(400, "INVALIDJOB", message)
+
+
+def encode_locator(position: int) -> str:
+    """The locator of the page starting after ``position`` rows (base64, unpadded)."""
+    return base64.b64encode(str(position).encode()).decode().rstrip("=")
+
+
+def decode_locator(locator: str) -> int:
+    """The row position a locator names; 400 INVALID_QUERY_LOCATOR if it names none."""
+    try:
+        text = base64.b64decode(locator + "=" * (-len(locator) % 4), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        text = ""
+    if not text.isdigit():
+        raise SalesforceApiError(400, "INVALID_QUERY_LOCATOR", f"Invalid locator: {locator}")
+    return int(text)
+
+
+def job_list_page(
+    jobs: Sequence[T],
+    describe: Callable[[T], dict[str, Any]],
+    job_type: str,
+    params: Mapping[str, str],
+    list_url: str,
+) -> dict[str, Any]:
+    """One page of a Get All Jobs answer (``GET jobs/ingest`` or ``GET jobs/query``): the
+    ``JOBS_PER_LIST_PAGE`` jobs from the ``queryLocator`` on (from the first without one), each
+    as ``describe`` gives it, and ``list_url`` with the next page's locator while more remain.
+
+    The sandbox's jobs are all of ``job_type``, run in parallel and are never PK-chunked (a
+    Bulk API 1.0 feature), so a filter on another type, on serial jobs or on PK chunking
+    leaves none. A locator is a position in the list: a job deleted between two pages shifts
+    the later ones by one, as deleting a record shifts an OFFSET query.
+    """
+    if params.get("jobType", job_type) != job_type:
+        jobs = []
+    if params.get("isPkChunkingEnabled", "").lower() == "true":
+        jobs = []
+    if params.get("concurrencyMode", "parallel").lower() != "parallel":
+        jobs = []
+    start = decode_locator(params["queryLocator"]) if params.get("queryLocator") else 0
+    page = jobs[start : start + JOBS_PER_LIST_PAGE]
+    end = start + len(page)
+    done = end >= len(jobs)
+    return {
+        "done": done,
+        "records": [describe(job) for job in page],
+        "nextRecordsUrl": None if done else f"{list_url}?queryLocator={encode_locator(end)}",
+    }
 
 
 @dataclass
@@ -111,7 +173,7 @@ class IngestJob:
         """The job info ``GET jobs/ingest/<id>`` answers, with progress counters."""
         answer = {
             **self.info(),
-            "jobType": "V2Ingest",
+            "jobType": INGEST_JOB_TYPE,
             "retries": 0,
             "totalProcessingTime": self.processing_ms,
             "apiActiveProcessingTime": self.processing_ms,
@@ -123,6 +185,13 @@ class IngestJob:
         if self.error_message is not None:
             answer["errorMessage"] = self.error_message
         return answer
+
+    def list_info(self) -> dict[str, Any]:
+        """The job as Get All Jobs lists it: its info with its type, without the upload URL
+        (Salesforce's list leaves ``contentUrl`` out)."""
+        info = self.info()
+        del info["contentUrl"]
+        return {**info, "jobType": INGEST_JOB_TYPE}
 
     def result_csv(self, kind: ResultKind) -> str:
         """One of the job's result files (header only when it has no rows)."""
@@ -234,6 +303,20 @@ class IngestJobs:
                 job.header, job.unprocessed = _readable_rows(job)
             return job.info()
         raise _job_state_error(f"Job {job_id} is {job.state}: it cannot move to {wanted!r}")
+
+    def listing(self, version: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """``GET jobs/ingest``: the jobs in any state (oldest first), ``JOBS_PER_LIST_PAGE`` at a
+        time; query parameters ``jobType``, ``isPkChunkingEnabled``, ``concurrencyMode`` and
+        ``queryLocator``."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return job_list_page(
+            jobs,
+            IngestJob.list_info,
+            INGEST_JOB_TYPE,
+            params,
+            f"/services/data/{version}/jobs/ingest",
+        )
 
     def delete(self, job_id: str) -> None:
         """Forget a job that no longer runs (its records stay as they are)."""

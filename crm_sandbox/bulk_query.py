@@ -36,8 +36,6 @@ the server's clock), and with the server's folder when the registry is discarded
 
 from __future__ import annotations
 
-import base64
-import binascii
 import itertools
 import logging
 import shutil
@@ -54,7 +52,16 @@ from pathlib import Path
 from typing import Any
 
 from crm_sandbox import records, store, values
-from crm_sandbox.bulk_ingest import FINISHED_STATES, JOB_KEY_PREFIX, JobState
+
+# The locator and Get All Jobs' paging are shared with ingest jobs (this module builds on that).
+from crm_sandbox.bulk_ingest import (
+    FINISHED_STATES,
+    JOB_KEY_PREFIX,
+    JobState,
+    decode_locator,
+    encode_locator,
+    job_list_page,
+)
 from crm_sandbox.errors import SalesforceApiError, not_found
 from crm_sandbox.faults import FaultInjector
 from crm_sandbox.ids import make_id
@@ -87,8 +94,7 @@ IN_PROGRESS_POLLS = 1
 DEFAULT_MAX_RECORDS = 50_000
 # Rows fetched from SQLite (and sent) at a time while a page streams.
 STREAM_BATCH_ROWS = 1000
-# Get-all-jobs answers at most this many jobs, then a nextRecordsUrl.
-JOBS_PER_LIST_PAGE = 1000
+QUERY_JOB_TYPE = "V2Query"
 # Finished jobs are deleted after seven days, with their results.
 JOB_LIFESPAN = timedelta(days=7)
 NULL_LOCATOR = "null"
@@ -122,22 +128,6 @@ def _api_error(message: str) -> SalesforceApiError:
 
 def _stamp(now: datetime) -> str:
     return values.to_api_datetime(store.to_storage_datetime(now))
-
-
-def encode_locator(position: int) -> str:
-    """The locator of the page starting after ``position`` rows (base64, unpadded)."""
-    return base64.b64encode(str(position).encode()).decode().rstrip("=")
-
-
-def decode_locator(locator: str) -> int:
-    """The row position a locator names; 400 INVALID_QUERY_LOCATOR if it names none."""
-    try:
-        text = base64.b64decode(locator + "=" * (-len(locator) % 4), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        text = ""
-    if not text.isdigit():
-        raise SalesforceApiError(400, "INVALID_QUERY_LOCATOR", f"Invalid locator: {locator}")
-    return int(text)
 
 
 def _max_records(raw: str | None) -> int:
@@ -238,7 +228,7 @@ class QueryJob:
         """The job info ``GET jobs/query/<id>`` answers, with its progress."""
         answer = {
             **self.info(),
-            "jobType": "V2Query",
+            "jobType": QUERY_JOB_TYPE,
             "numberRecordsProcessed": self.number_records,
             "retries": 0,
             "totalProcessingTime": self.processing_ms,
@@ -415,28 +405,17 @@ class QueryJobs:
         _remove(job)
 
     def listing(self, version: str, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
-        """``GET jobs/query``: the jobs (oldest first), ``JOBS_PER_LIST_PAGE`` at a time."""
+        """``GET jobs/query``: the jobs (oldest first), a page at a time (``job_list_page``)."""
         self._expire(now)
         with self._lock:
             jobs = list(self._jobs.values())
-        # Only Bulk API 2.0 query jobs live here; no PK-chunking (Bulk API 1.0) or serial jobs.
-        if params.get("jobType", "V2Query") != "V2Query":
-            jobs = []
-        if params.get("isPkChunkingEnabled", "").lower() == "true":
-            jobs = []
-        if params.get("concurrencyMode", "parallel").lower() != "parallel":
-            jobs = []
-        start = decode_locator(params["queryLocator"]) if params.get("queryLocator") else 0
-        page = jobs[start : start + JOBS_PER_LIST_PAGE]
-        end = start + len(page)
-        done = end >= len(jobs)
-        return {
-            "done": done,
-            "records": [{**job.info(), "jobType": "V2Query"} for job in page],
-            "nextRecordsUrl": None
-            if done
-            else f"/services/data/{version}/jobs/query?queryLocator={encode_locator(end)}",
-        }
+        return job_list_page(
+            jobs,
+            lambda job: {**job.info(), "jobType": QUERY_JOB_TYPE},
+            QUERY_JOB_TYPE,
+            params,
+            f"/services/data/{version}/jobs/query",
+        )
 
     # --- results ----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from simple_salesforce.exceptions import (
 )
 
 from crm_sandbox import SandboxServer, SeedSummary, store
+from crm_sandbox.bulk_ingest import JOBS_PER_LIST_PAGE
 from tests.crm_sandbox.conftest import SEED_NOW, FakeClock, client_for, copy_db
 from tests.crm_sandbox.sqlite_reads import IdPool, count, fetch_all, fetch_record
 
@@ -68,6 +69,7 @@ class JobsApi:
 
     def __init__(self, server: SandboxServer, sf: Salesforce) -> None:
         self.http = server.session()
+        self.instance_url = server.instance_url
         self.base = f"{server.instance_url}/services/data/v59.0/jobs/ingest"
         self.headers = {"Authorization": f"Bearer {sf.session_id}"}
 
@@ -87,6 +89,24 @@ class JobsApi:
 
     def state(self, job_id: str) -> dict[str, Any]:
         return dict(self.call("GET", f"/{job_id}").json())
+
+    def pages(self, **params: str) -> list[dict[str, Any]]:
+        """Every page of ``GET jobs/ingest``, following ``nextRecordsUrl`` as a client does."""
+        response = self.call("GET", params=params)
+        pages = []
+        while True:
+            assert response.status_code == 200, response.text
+            page = dict(response.json())
+            pages.append(page)
+            if page["done"]:
+                return pages
+            response = self.http.get(
+                self.instance_url + page["nextRecordsUrl"], headers=self.headers, timeout=10
+            )
+
+    def listed(self, **params: str) -> list[dict[str, Any]]:
+        """The jobs ``GET jobs/ingest`` lists, over all its pages."""
+        return [job for page in self.pages(**params) for job in page["records"]]
 
 
 @pytest.fixture(scope="module")
@@ -404,3 +424,129 @@ def test_ingest_goes_through_the_api_gate(
     with pytest.raises(SalesforceResourceNotFound):
         bsf.bulk2.Lead.get_successful_records("750000000000000AAA")
     assert jobs.call("GET", f"/{job_id}/unknownResults").status_code == 404
+
+
+# --- the job list (Get All Jobs) -------------------------------------------------------------
+
+
+def _api_stamp(moment: datetime) -> str:
+    """A datetime as Salesforce's JSON writes it (milliseconds, ``+0000``)."""
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}+0000"
+
+
+def test_the_job_list_shows_each_job_in_its_state(
+    jobs: JobsApi, db: Path, clock: FakeClock
+) -> None:
+    created_at = clock.advance(minutes=5)
+    opened = jobs.create()
+    completed = jobs.create(obj="Contact", operation="insert")
+    aborted = jobs.create()
+    clock.advance(minutes=1)
+    jobs.call("PUT", f"/{completed['id']}/batches", data=b"LastName\nListed\n")
+    jobs.call("PATCH", f"/{completed['id']}", json={"state": "UploadComplete"})
+    jobs.call("PATCH", f"/{aborted['id']}", json={"state": "Aborted"})
+    finished = clock.now
+
+    listed = {job["id"]: job for job in jobs.listed()}
+
+    created_stamp, finished_stamp = _api_stamp(created_at), _api_stamp(finished)
+    # Salesforce's list fields, with no contentUrl; an untouched job as its create answered.
+    assert listed[opened["id"]] == {
+        "id": opened["id"],
+        "operation": "update",
+        "object": "Lead",
+        "createdById": opened["createdById"],
+        "createdDate": created_stamp,
+        "systemModstamp": created_stamp,
+        "state": "Open",
+        "concurrencyMode": "Parallel",
+        "contentType": "CSV",
+        "apiVersion": 59.0,
+        "jobType": "V2Ingest",
+        "lineEnding": "LF",
+        "columnDelimiter": "COMMA",
+    }
+    users = fetch_all(db, 'SELECT "Id" AS id FROM "User" WHERE "IsActive" = 1')
+    assert opened["createdById"] in {row["id"] for row in users}
+    done, stopped = listed[completed["id"]], listed[aborted["id"]]
+    assert (done["object"], done["operation"], done["state"]) == (
+        "Contact",
+        "insert",
+        "JobComplete",
+    )
+    assert (done["createdDate"], done["systemModstamp"]) == (created_stamp, finished_stamp)
+    assert (stopped["state"], stopped["systemModstamp"]) == ("Aborted", finished_stamp)
+    # Oldest first.
+    order = [
+        job_id for job_id in listed if job_id in (opened["id"], completed["id"], aborted["id"])
+    ]
+    assert order == [opened["id"], completed["id"], aborted["id"]]
+    assert count(db, "Contact", "\"LastName\" = 'Listed'") == 1  # the insert job did run
+
+
+def test_the_job_list_filters_by_type_pk_chunking_and_concurrency(jobs: JobsApi) -> None:
+    job_id = jobs.create()["id"]
+    query_jobs = jobs.base.replace("/jobs/ingest", "/jobs/query")
+    query_job = jobs.http.post(
+        query_jobs,
+        headers=jobs.headers,
+        json={"operation": "query", "query": "SELECT Id FROM Lead"},
+        timeout=10,
+    ).json()["id"]
+
+    everything = [job["id"] for job in jobs.listed()]
+
+    assert job_id in everything
+    # Query jobs have a list of their own.
+    assert query_job not in everything
+    for kept in (
+        {"jobType": "V2Ingest"},
+        {"isPkChunkingEnabled": "false"},
+        {"concurrencyMode": "Parallel"},
+    ):
+        assert [job["id"] for job in jobs.listed(**kept)] == everything, kept
+    # The sandbox has no Bulk API 1.0 (Classic), big-object, PK-chunked or serial jobs.
+    for emptied in (
+        {"jobType": "Classic"},
+        {"jobType": "BigObjectIngest"},
+        {"isPkChunkingEnabled": "true"},
+        {"concurrencyMode": "Serial"},
+    ):
+        assert jobs.pages(**emptied) == [{"done": True, "records": [], "nextRecordsUrl": None}]
+    anonymous = jobs.http.get(jobs.base, timeout=10)
+    assert anonymous.status_code == 401
+
+
+def test_the_job_list_pages_a_thousand_jobs_at_a_time_by_query_locator(
+    bulk_server: SandboxServer, jobs: JobsApi, clock: FakeClock
+) -> None:
+    # Made in the server's registry, not over HTTPS: 1,500 creates would only slow the test.
+    with bulk_server.state.connection() as conn:
+        made = [
+            bulk_server.state.ingest_jobs.create(
+                conn, {"object": "Lead", "operation": "insert"}, "v59.0", clock.now
+            ).id
+            for _ in range(1500)
+        ]
+
+    pages = jobs.pages()
+
+    assert len(pages) >= 2
+    *full, last = pages
+    assert all(len(page["records"]) == JOBS_PER_LIST_PAGE == 1000 for page in full)
+    assert all(page["done"] is False for page in full)
+    assert 0 < len(last["records"]) <= JOBS_PER_LIST_PAGE
+    assert (last["done"], last["nextRecordsUrl"]) == (True, None)
+    listed = [job["id"] for page in pages for job in page["records"]]
+    assert len(listed) == len(set(listed))
+    # Every job once, in the order made, across the page boundaries.
+    assert [job_id for job_id in listed if job_id in set(made)] == made
+    # A locator may be read again: the same page.
+    next_url = pages[0]["nextRecordsUrl"]
+    assert next_url.startswith("/services/data/v59.0/jobs/ingest?queryLocator=")
+    again = jobs.http.get(jobs.instance_url + next_url, headers=jobs.headers, timeout=10)
+    assert again.json() == pages[1]
+    bad = jobs.call("GET", params={"queryLocator": "not-a-locator"})
+    assert bad.status_code == 400
+    assert bad.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"

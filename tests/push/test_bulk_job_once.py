@@ -2,8 +2,11 @@
 fails on the way: the answer to the job's creation or to its close is cut after the sandbox
 CRM did the work, its upload meets a transient error, and the push still ends with one job
 per object and every record written exactly once (counted by a trigger in the sandbox's own
-database, past its API). A job takes its data once: a repeated upload is refused, and the
-push tells that refusal apart (it means the first upload arrived).
+database, past its API). A job whose creation answer was lost is found in the CRM's job list
+and used; when the list cannot tell it apart (another client's open job fits as well), the
+records go through Collections and neither job gets data. A job takes its data once: a
+repeated upload is refused, and the push tells that refusal apart (it means the first upload
+arrived).
 
 The sandbox cannot cut the answer to an upload (201 has no body to cut), so a lost upload
 answer is covered by the refusal it leads to, checked directly.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,7 +27,7 @@ from simple_salesforce.exceptions import SalesforceError
 from acton_pipelines.crm.mirror_values import comparable_text
 from acton_pipelines.push.build import plan_push
 from acton_pipelines.push.collections import is_repeated_upload, lost_job
-from acton_pipelines.push.plan import PlannedWrite
+from acton_pipelines.push.plan import PlannedWrite, PushPlan
 from acton_pipelines.warehouse.engine import warehouse_engine
 from crm_sandbox import SandboxServer
 from crm_sandbox.bulk_ingest import JOB_KEY_PREFIX, IngestJob, JobState
@@ -82,10 +86,60 @@ def crm_holds(home: ActonHome, write: PlannedWrite) -> bool:
     return comparable_text(held) == comparable_text(write.new_value)
 
 
+@dataclass(frozen=True)
+class BulkPlan:
+    """A push plan whose Leads and Contacts each go as one Bulk job."""
+
+    plan: PushPlan
+    records: set[tuple[str, str]]
+    by_object: dict[str, set[str]]
+
+
+@pytest.fixture
+def bulk_plan(home: ActonHome, monkeypatch: pytest.MonkeyPatch) -> BulkPlan:
+    """The push plan, with the Bulk threshold lowered so that each object takes a job (and
+    polls that do not wait: the sandbox finishes a job when it is closed)."""
+    monkeypatch.setattr("acton_pipelines.push.collections.BULK_THRESHOLD", 50)
+    monkeypatch.setattr("acton_pipelines.push.collections.BULK_POLL_SECONDS", 0)
+    plan = plan_push(warehouse_engine(home.warehouse_url), MAPPING)
+    records = {(w.object, w.record_id) for w in plan.writes}
+    by_object = {obj: {r for o, r in records if o == obj} for obj in ("Lead", "Contact")}
+    assert all(len(ids) > 50 for ids in by_object.values())  # a Bulk job each
+    return BulkPlan(plan, records, by_object)
+
+
+def logged(home: ActonHome, run_id: str) -> list[tuple[str, str, str]]:
+    """The push's log rows: (object, outcome, detail)."""
+    return rows(
+        home, "SELECT object, outcome, detail FROM crm_push_log WHERE sync_run_id = :r", r=run_id
+    )
+
+
+def pushed_once(
+    home: ActonHome, written: Callable[[], dict[str, int]], bulk_plan: BulkPlan, run_id: str
+) -> list[tuple[str, str, str]]:
+    """Check that each planned record was written exactly once (no other record touched), the
+    CRM holds every planned value and every write was logged a success; the push's log."""
+    assert written() == dict.fromkeys({record_id for _, record_id in bulk_plan.records}, 1)
+    assert all(crm_holds(home, w) for w in bulk_plan.plan.writes)
+    log = logged(home, run_id)
+    assert len(log) == len(bulk_plan.plan.writes)
+    assert {outcome for _, outcome, _ in log} == {"success"}
+    return log
+
+
+def jobs_named(log: list[tuple[str, str, str]], obj: str) -> set[str | None]:
+    """The Bulk jobs the log names for ``obj``'s rows (None for a row sent without one)."""
+    return {
+        detail.rsplit("[Bulk job ", 1)[-1].removesuffix("]") if "[Bulk job " in detail else None
+        for o, _, detail in log
+        if o == obj
+    }
+
+
 @pytest.mark.parametrize(
     ("step", "path", "method", "answer_lost"),
     [
-        ("create", "/jobs/ingest", "POST", True),
         ("upload", "/batches", "PUT", False),
         ("close", "/jobs/ingest/", "PATCH", True),
     ],
@@ -93,18 +147,13 @@ def crm_holds(home: ActonHome, write: PlannedWrite) -> bool:
 def test_a_failed_step_never_makes_a_second_job_nor_writes_a_record_twice(
     home: ActonHome,
     written: Callable[[], dict[str, int]],
-    monkeypatch: pytest.MonkeyPatch,
+    bulk_plan: BulkPlan,
     step: str,
     path: str,
     method: str,
     answer_lost: bool,
 ) -> None:
-    monkeypatch.setattr("acton_pipelines.push.collections.BULK_THRESHOLD", 50)
-    monkeypatch.setattr("acton_pipelines.push.collections.BULK_POLL_SECONDS", 0)
-    plan = plan_push(warehouse_engine(home.warehouse_url), MAPPING)
-    records = {(w.object, w.record_id) for w in plan.writes}
-    by_object = {obj: {r for o, r in records if o == obj} for obj in ("Lead", "Contact")}
-    assert all(len(ids) > 50 for ids in by_object.values())  # a Bulk job each
+    by_object = bulk_plan.by_object
 
     with sandbox_client(home) as (server, client):
         # The first such request (the Lead job's): served and committed with its answer cut,
@@ -129,34 +178,75 @@ def test_a_failed_step_never_makes_a_second_job_nor_writes_a_record_twice(
         ("Contact", "update"),
     ]
     lead_job, contact_job = jobs
-    if step == "create":
-        # Its answer lost, the job could not be found (the sandbox lists no jobs): it was
-        # never given data, and the Leads went through Collections instead.
-        assert (lead_job.state, lead_job.upload) == (JobState.OPEN, None)
-    else:
-        assert lead_job.state is JobState.JOB_COMPLETE
-        assert len(lead_job.successful) == len(by_object["Lead"]) and not lead_job.failed
+    assert lead_job.state is JobState.JOB_COMPLETE
+    assert len(lead_job.successful) == len(by_object["Lead"]) and not lead_job.failed
     assert contact_job.state is JobState.JOB_COMPLETE
     assert len(contact_job.successful) == len(by_object["Contact"])
 
-    # Each planned record written exactly once, and no other record touched.
-    assert written() == dict.fromkeys({record_id for _, record_id in records}, 1)
-    assert all(crm_holds(home, w) for w in plan.writes)
-    logged = rows(
-        home,
-        "SELECT object, outcome, detail FROM crm_push_log WHERE sync_run_id = :r",
-        r=f"lost-{step}",
-    )
-    assert len(logged) == len(plan.writes)
-    assert {outcome for _, outcome, _ in logged} == {"success"}
+    log = pushed_once(home, written, bulk_plan, f"lost-{step}")
     # Each job's Id was recorded on its rows before its data went up.
-    jobs_named = {
-        obj: {detail.rsplit("[Bulk job ", 1)[-1] for o, _, detail in logged if o == obj}
-        for obj in ("Lead", "Contact")
-    }
-    assert jobs_named["Contact"] == {f"{contact_job.id}]"}
-    if step != "create":
-        assert jobs_named["Lead"] == {f"{lead_job.id}]"}
+    assert jobs_named(log, "Lead") == {lead_job.id}
+    assert jobs_named(log, "Contact") == {contact_job.id}
+
+
+def test_a_job_whose_create_answer_was_lost_is_found_in_the_job_list_and_used(
+    home: ActonHome, written: Callable[[], dict[str, int]], bulk_plan: BulkPlan
+) -> None:
+    by_object = bulk_plan.by_object
+
+    with sandbox_client(home) as (server, client):
+        # The Lead job's create: served and committed, its answer cut.
+        server.drop_connections(path_contains="/jobs/ingest", method="POST", times=1)
+        push_with(home, client, "lost-create")
+        dropped = server.connections_dropped
+        jobs = ingest_jobs(server)
+
+    assert dropped == 1
+    # One job for the Leads (the one the lost create made), not a second.
+    assert [(job.obj.name, job.operation.value) for job in jobs] == [
+        ("Lead", "update"),
+        ("Contact", "update"),
+    ]
+    lead_job, contact_job = jobs
+    assert lead_job.state is JobState.JOB_COMPLETE
+    assert len(lead_job.successful) == len(by_object["Lead"]) and not lead_job.failed
+    assert contact_job.state is JobState.JOB_COMPLETE
+    log = pushed_once(home, written, bulk_plan, "lost-create")
+    # Through that Bulk job, not Collections: the job is named on every Lead row.
+    assert jobs_named(log, "Lead") == {lead_job.id}
+    assert jobs_named(log, "Contact") == {contact_job.id}
+
+
+def test_a_lost_create_whose_job_cannot_be_told_apart_goes_through_collections(
+    home: ActonHome, written: Callable[[], dict[str, int]], bulk_plan: BulkPlan
+) -> None:
+    by_object = bulk_plan.by_object
+
+    with sandbox_client(home) as (server, client):
+        # Another client's open Lead update job, made just before the push: the job list
+        # then shows two that could be the one the lost create made.
+        other_id = client.sf.bulk2.Lead._client.create_job(Operation.update)["id"]
+        server.drop_connections(path_contains="/jobs/ingest", method="POST", times=1)
+        push_with(home, client, "lost-create")
+        dropped = server.connections_dropped
+        jobs = ingest_jobs(server)
+
+    assert dropped == 1
+    assert [(job.obj.name, job.operation.value) for job in jobs] == [
+        ("Lead", "update"),
+        ("Lead", "update"),
+        ("Contact", "update"),
+    ]
+    other_job, lead_job, contact_job = jobs
+    assert other_job.id == other_id
+    # Neither open job was given data: another client's job must never carry ours.
+    assert [(job.state, job.upload) for job in (other_job, lead_job)] == [(JobState.OPEN, None)] * 2
+    assert contact_job.state is JobState.JOB_COMPLETE
+    assert len(contact_job.successful) == len(by_object["Contact"])
+    log = pushed_once(home, written, bulk_plan, "lost-create")
+    # The Leads went through Collections: no Bulk job is named on their rows.
+    assert jobs_named(log, "Lead") == {None}
+    assert jobs_named(log, "Contact") == {contact_job.id}
 
 
 def job_info(
