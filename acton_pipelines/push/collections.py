@@ -316,7 +316,7 @@ def _create_job(client: CrmClient, obj: str) -> str | None:
 
 def _lost_job(client: CrmClient, obj: str, attempted: datetime) -> str | None:
     """The job a create whose answer was lost made, from the org's job list; None when the
-    CRM lists no jobs (the sandbox does not) or no single job fits."""
+    CRM cannot list its jobs or no single job fits."""
     try:
         jobs = list(_org_jobs(client))
     except SalesforceError:
