@@ -565,7 +565,9 @@ def _merge_contacts(
     if not everything:
         _follow_crm_stamps(conn, target, tables)
     mapped = acton_contact_rejects.c.contact_id.in_(select(stage.c.contact_id))
-    gone = acton_contact_rejects.c.contact_id.not_in(select(target.c.contact_id))
+    # NOT EXISTS, not NOT IN: PostgreSQL cannot hash a million-row NOT IN list in work_mem
+    # and falls back to scanning acton_contacts once per reject.
+    gone = ~exists().where(target.c.contact_id == acton_contact_rejects.c.contact_id)
     run.rows_rejected = rejects.merge(
         conn, reconcile=True, reconcile_where=None if everything else mapped
     ).upserted

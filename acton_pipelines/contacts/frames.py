@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Select, delete, inspect, select
+from sqlalchemy import Connection, Engine, Select, delete, exists, inspect, select
 
 from acton_pipelines.contacts.candidates import read_chunks
 from acton_pipelines.contacts.values import conform_contacts
@@ -64,6 +64,8 @@ def merge_contact_rows(
     table = load.target
     staged = table.c.contact_id.in_(select(load.stage.c.contact_id))
     counts = load.merge(conn, reconcile=True, reconcile_where=None if everything else staged)
-    contact_ids = select(acton_contacts_table(mapping).c.contact_id)
-    removed = conn.execute(delete(table).where(table.c.contact_id.not_in(contact_ids))).rowcount
+    contacts = acton_contacts_table(mapping)
+    # NOT EXISTS, not NOT IN (see contacts/build.py): an anti-join at any size.
+    gone = ~exists().where(contacts.c.contact_id == table.c.contact_id)
+    removed = conn.execute(delete(table).where(gone)).rowcount
     return MergeCounts(upserted=counts.upserted, deleted=counts.deleted + (removed or 0))
