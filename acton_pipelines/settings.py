@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from acton_pipelines.errors import UserError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,3 +60,19 @@ def imports_dir() -> Path:
     path = Path(configured).expanduser() if configured else acton_home() / "imports"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def whole_number_from_env(name: str, default: int, *, of: str, minimum: int = 0) -> int:
+    """The whole number in environment variable ``name`` (``_`` separators allowed), or
+    ``default`` when it is unset or blank; anything else is a ``UserError`` naming the
+    variable, the value and a good one. ``of`` says what is counted (``"records"``)."""
+    raw = os.environ.get(name, "").strip().replace("_", "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        at_least = f" of at least {minimum}" if minimum else ""
+        raise UserError(
+            f"{name}={raw!r} is not a number of {of}; set it to a whole number{at_least}, "
+            f"e.g. {name}={default}"
+        )
+    return int(raw)

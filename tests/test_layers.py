@@ -17,7 +17,8 @@ PACKAGE = "acton_pipelines"
 # Lowest first; a unit may import from its own layer's peers only when listed together below
 # (none are), and from any lower layer.
 LAYERS: list[set[str]] = [
-    {"settings", "errors"},
+    {"errors"},
+    {"settings"},
     {"mapping"},
     {"warehouse"},
     {"runs"},

@@ -41,7 +41,6 @@ import csv
 import io
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from simple_salesforce import Salesforce
 from simple_salesforce.util import call_salesforce
 
 from acton_pipelines.crm.client import CrmClient, CrmUnavailable
+from acton_pipelines.settings import whole_number_from_env
 from acton_pipelines.warehouse.tables import crm_column_name
 
 logger = logging.getLogger(__name__)
@@ -86,15 +86,9 @@ class BulkQueryFailed(CrmUnavailable):
 
 def page_records_from_env() -> int:
     """``ACTON_BULK_PAGE_RECORDS``: records asked for per results page (default 50,000)."""
-    raw = os.environ.get(BULK_PAGE_RECORDS_ENV, "").strip().replace("_", "")
-    if not raw:
-        return DEFAULT_PAGE_RECORDS
-    if not raw.isdigit() or int(raw) < 1:
-        raise CrmUnavailable(
-            f"{BULK_PAGE_RECORDS_ENV}={raw!r} is not a number of records; set it to a whole "
-            f"number above 0, e.g. {BULK_PAGE_RECORDS_ENV}={DEFAULT_PAGE_RECORDS}"
-        )
-    return int(raw)
+    return whole_number_from_env(
+        BULK_PAGE_RECORDS_ENV, DEFAULT_PAGE_RECORDS, of="records", minimum=1
+    )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from acton_pipelines.crm.objects import CrmObject
 from acton_pipelines.errors import UserError
 from acton_pipelines.runs.run_window import lookback
 from acton_pipelines.runs.window import FULL_SYNC, SyncWindow
+from acton_pipelines.settings import whole_number_from_env
 from acton_pipelines.warehouse.schema import ensure_table
 from acton_pipelines.warehouse.staged_load import StagedLoad, upsert_records
 from acton_pipelines.warehouse.sync_runs import (
@@ -201,15 +202,7 @@ def crm_read_mode() -> str:
 def bulk_threshold() -> int:
     """``ACTON_BULK_THRESHOLD``: above this many records an incremental window is read through
     Bulk API 2.0 (default 10,000)."""
-    raw = os.environ.get(BULK_THRESHOLD_ENV, "").strip().replace("_", "")
-    if not raw:
-        return DEFAULT_BULK_THRESHOLD
-    if not raw.isdigit():
-        raise UserError(
-            f"{BULK_THRESHOLD_ENV}={raw!r} is not a number of records; set it to a whole "
-            f"number, e.g. {BULK_THRESHOLD_ENV}={DEFAULT_BULK_THRESHOLD}"
-        )
-    return int(raw)
+    return whole_number_from_env(BULK_THRESHOLD_ENV, DEFAULT_BULK_THRESHOLD, of="records")
 
 
 def choose_bulk(
