@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunRecord, RunsFilter
 from sqlalchemy import text
 
+from acton_pipelines.cli.local_run import prepare_dagster_home
 from acton_pipelines.runs.partitions import SINCE_LAST_SYNC, WINDOW_TAG
 from acton_pipelines.runs.run_failures import failure_causes
 from acton_pipelines.schedules.sync_history import CRM_TABLES
@@ -37,7 +37,6 @@ from crm_sandbox import SeedSummary
 from tests.conftest import ActonHome, make_home, run_full_sync
 
 DAEMON = Path(sys.executable).parent / "dagster-daemon"
-LOCAL_DAGSTER_YAML = REPO_ROOT / "deploy" / "local" / "dagster.yaml"
 WORKSPACE = REPO_ROOT / "workspace.yaml"
 SCHEDULE_TAG = "dagster/schedule_name"
 # Both schedules fire at the next minute boundary; the runs then wait in the queue. A timeout
@@ -111,10 +110,9 @@ def home(tmp_path: Path, small_crm: SeedSummary, monkeypatch: pytest.MonkeyPatch
 @pytest.fixture
 def dagster_home(tmp_path: Path) -> Path:
     """A temporary DAGSTER_HOME with the local instance config."""
-    path = tmp_path / "dagster_home"
-    path.mkdir()
-    shutil.copyfile(LOCAL_DAGSTER_YAML, path / "dagster.yaml")
-    return path
+    # Prepared the way `acton ui` prepares it: storage created before the daemon and its code
+    # server open it concurrently.
+    return prepare_dagster_home(tmp_path / "dagster_home")
 
 
 @pytest.fixture

@@ -38,15 +38,27 @@ POLL_SECONDS = 2.0
 
 
 def local_dagster_home() -> Path:
-    """``DAGSTER_HOME`` for local runs, with ``deploy/local/dagster.yaml`` copied in on first use.
+    """``DAGSTER_HOME`` for local runs, prepared by ``prepare_dagster_home``, and exported."""
+    home = prepare_dagster_home(settings.dagster_home())
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def prepare_dagster_home(home: Path) -> Path:
+    """``home`` with ``deploy/local/dagster.yaml`` copied in on first use and its storage created.
 
     An existing ``dagster.yaml`` is left alone: it may have been edited, or be a production one.
+    The storage is created here, in one process, because ``dagster dev`` starts the webserver,
+    the daemon and a code server at once on a fresh home, and their concurrent first opens of
+    the SQLite schedule storage can stamp two Alembic heads, after which every later open fails
+    with "Version table 'alembic_version' has more than one head present".
     """
-    home = settings.dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         shutil.copyfile(LOCAL_DAGSTER_YAML, config)
-    os.environ["DAGSTER_HOME"] = str(home)
+    with DagsterInstance.from_config(str(home)):
+        pass
     return home
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -276,6 +277,22 @@ def test_local_runs_install_the_local_config_on_sqlite(
         ):
             assert "Sqlite" in type(storage).__name__
         assert not instance.telemetry_enabled
+
+
+def test_a_new_local_home_has_its_storage_before_any_dagster_process_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dagster dev starts the webserver, the daemon and a code server at once; if the SQLite
+    # storage did not exist yet they would all create it, and can stamp two Alembic heads.
+    monkeypatch.setenv("ACTON_HOME", str(tmp_path / "acton_home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+
+    home = local_dagster_home()
+
+    for database in ("schedules/schedules.db", "history/runs.db"):
+        with sqlite3.connect(home / database) as connection:
+            heads = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        assert len(heads) == 1, (database, heads)
 
 
 def test_an_existing_dagster_yaml_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
