@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, Select, delete, exists, inspect, select
 
 from acton_pipelines.contacts.candidates import read_chunks
-from acton_pipelines.contacts.values import conform_contacts
+from acton_pipelines.contacts.values import KEY_COLUMNS, restore_types
+from acton_pipelines.mapping.conditions import resolve_field
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.warehouse.catch_up import (
     Upstream,
@@ -35,22 +36,34 @@ def contacts_to_rebuild(
 
 
 def contact_chunks(
-    engine: Engine, mapping: Mapping, chunk_size: int, only_runs: Select | None = None
+    engine: Engine,
+    mapping: Mapping,
+    chunk_size: int,
+    only_runs: Select | None = None,
+    fields: Collection[str] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """``acton_contacts`` in chunks, every mapped column typed by its data type; with
-    ``only_runs`` (a ``SELECT run_id``), just the contacts those runs wrote last."""
+    ``only_runs`` (a ``SELECT run_id``), just the contacts those runs wrote last; with
+    ``fields`` (destination names or built-in columns, as rules name them), only those columns
+    besides ``contact_id``, ``external_id`` and ``record_type``."""
     if "acton_contacts" not in inspect(engine).get_table_names():
         raise RuntimeError(
             "the warehouse has no acton_contacts yet: materialize acton_contacts first "
             "(`acton sync full`)."
         )
     table = acton_contacts_table(mapping)
-    statement = select(table).order_by(table.c.contact_id)
+    typed = mapping.fields
+    columns = list(table.c)
+    if fields is not None:
+        # Reading back is most of what scores and segments cost: read only what their rules use.
+        wanted = {*KEY_COLUMNS, *(resolve_field(name, mapping)[0] for name in fields)}
+        columns = [column for column in columns if column.name in wanted]
+        typed = [field for field in mapping.fields if field.column in wanted]
+    statement = select(*columns).order_by(table.c.contact_id)
     if only_runs is not None:
         statement = statement.where(table.c.sync_run_id.in_(only_runs))
     for chunk in read_chunks(engine, statement, chunk_size):
-        # Values were conformed on the way in; this only restores their pandas types.
-        yield conform_contacts(chunk, mapping).contacts
+        yield restore_types(chunk, typed)
 
 
 def merge_contact_rows(

@@ -16,7 +16,7 @@ column, a wrong dtype, a duplicate ``contact_id``) means the chunk itself is bro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = [
     "conform_contacts",
     "contact_schema",
     "pandas_dtype",
+    "restore_types",
 ]
 
 # The builtin columns every chunk must carry: rejects are keyed on them.
@@ -158,6 +159,20 @@ def conform_contacts(raw: pd.DataFrame, mapping: Mapping) -> ConformedContacts:
 
     frame.index = raw.index
     return ConformedContacts(contacts=frame, rejects=_reject_rows(raw, failures, mapping))
+
+
+def restore_types(stored: pd.DataFrame, fields: Iterable[FieldMapping]) -> pd.DataFrame:
+    """Rows read back from ``acton_contacts``, with the columns of ``fields`` in their dtypes.
+
+    The values were conformed and checked on their way in (:func:`conform_contacts`), so only
+    their pandas types are restored here: nothing is checked and nothing rejected, which is
+    what makes reading the table back cheap.
+    """
+    frame = stored.copy(deep=False)
+    for field in fields:
+        converted, _ = _CONVERTERS[field.type](frame[field.column])
+        frame[field.column] = converted.astype(pandas_dtype(field.type))
+    return frame
 
 
 def _build_schema(mapping: Mapping, *, score_dtype: str) -> pa.DataFrameSchema:

@@ -15,7 +15,7 @@ from acton_pipelines.contacts.frames import (
 )
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.runs.window import SyncWindow
-from acton_pipelines.scores.rules import compute_scores
+from acton_pipelines.scores.rules import compute_scores, fields_read
 from acton_pipelines.warehouse.staged_load import StagedLoad
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
 from acton_pipelines.warehouse.tables import acton_activity, contact_scores
@@ -66,7 +66,9 @@ def build_contact_scores(
     try:
         with StagedLoad(engine, contact_scores, ["contact_id", "score_sheet"], run_id) as load:
             computed_at = utc_now()
-            for contacts in contact_chunks(engine, mapping, chunk_size, only_runs):
+            for contacts in contact_chunks(
+                engine, mapping, chunk_size, only_runs, fields=fields_read(mapping)
+            ):
                 scores = compute_scores(
                     contacts, mapping, computed_at, activity=_activity_of(engine, contacts)
                 )

@@ -21,7 +21,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from acton_pipelines.mapping.conditions import evaluate
+from acton_pipelines.mapping.conditions import evaluate, rule_fields
 from acton_pipelines.mapping.models import MAX_SCORE, BehaviorRule, Mapping, ScoreSheet
 
 SCORE_COLUMNS = ["contact_id", "score_sheet", "score", "computed_at"]
@@ -34,6 +34,16 @@ class _RulePoints:
     rule: str
     kind: str  # 'profile' or 'behavior'
     points: np.ndarray  # int64, one entry per contact, positional
+
+
+def fields_read(mapping: Mapping) -> set[str]:
+    """The fields (destination names or built-in columns) the score sheets' profile rules read."""
+    return {
+        name
+        for sheet in mapping.score_sheets
+        for rule in sheet.profile_rules
+        for name in rule_fields(rule.when)
+    }
 
 
 def compute_scores(

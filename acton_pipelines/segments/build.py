@@ -14,7 +14,7 @@ from acton_pipelines.contacts.frames import (
 )
 from acton_pipelines.mapping.models import Mapping
 from acton_pipelines.runs.window import SyncWindow
-from acton_pipelines.segments.rules import segment_definitions, segment_members
+from acton_pipelines.segments.rules import fields_read, segment_definitions, segment_members
 from acton_pipelines.warehouse.staged_load import StagedLoad, frame_records, upsert_records
 from acton_pipelines.warehouse.sync_runs import SyncRun, utc_now
 from acton_pipelines.warehouse.tables import segment_members as members_table
@@ -53,7 +53,9 @@ def build_segments(
     )
     try:
         with StagedLoad(engine, members_table, ["segment", "contact_id"], run_id) as members:
-            for contacts in contact_chunks(engine, mapping, chunk_size, only_runs):
+            for contacts in contact_chunks(
+                engine, mapping, chunk_size, only_runs, fields=fields_read(mapping)
+            ):
                 chunk = segment_members(contacts, mapping)
                 chunk["sync_run_id"] = run_id
                 members.append(chunk)

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from acton_pipelines.mapping.conditions import describe_rule, evaluate
+from acton_pipelines.mapping.conditions import describe_rule, evaluate, rule_fields
 from acton_pipelines.mapping.models import (
     DEFAULT_SEGMENTS,
     AllOf,
@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_SEGMENTS",
     "DEFINITION_COLUMNS",
     "MEMBER_COLUMNS",
+    "fields_read",
     "segment_definitions",
     "segment_members",
 ]
@@ -91,6 +92,18 @@ def segment_definitions(mapping: Mapping) -> pd.DataFrame:
         },
         columns=DEFINITION_COLUMNS,
     )
+
+
+def fields_read(mapping: Mapping) -> set[str]:
+    """The fields (destination names or built-in columns) the default and custom segments read,
+    the columns their member explanations show included."""
+    fields: set[str] = set()
+    for segment in _segments(mapping):
+        for branch in segment.branches:
+            fields |= rule_fields(branch.rule)
+            if branch.show is not None:
+                fields.add(branch.show)
+    return fields
 
 
 def segment_members(contacts: pd.DataFrame, mapping: Mapping) -> pd.DataFrame:
