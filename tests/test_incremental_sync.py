@@ -182,6 +182,29 @@ def test_an_incremental_run_reads_about_what_changed(synced_home: ActonHome) -> 
     assert changed < all_records / 10
 
 
+def test_the_schema_check_of_an_incremental_run_checks_the_rows_it_wrote(
+    synced_home: ActonHome,
+) -> None:
+    # Not a sample of the whole table: what this run wrote is what it can have broken, and the
+    # check then costs the same however large acton_contacts grows.
+    churn_sandbox(synced_home.sandbox_db, updates=12, creates=5, deletes=0, converts=0)
+    result = run_incremental_sync(synced_home, today())
+    assert result.success
+
+    written = rows(
+        synced_home,
+        "SELECT count(*) FROM acton_contacts WHERE sync_run_id = :run",
+        run=result.run_id,
+    )[0][0]
+    everyone = rows(synced_home, "SELECT count(*) FROM acton_contacts")[0][0]
+    schema = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "acton_contacts_schema"
+    )
+    assert schema.passed
+    assert 0 < written < everyone
+    assert schema.metadata["rows_checked"].value == written
+
+
 def test_deletions_reach_acton_contacts_and_are_listed(synced_home: ActonHome) -> None:
     summary = churn_sandbox(synced_home.sandbox_db, updates=0, creates=0, deletes=6, converts=0)
     deleted = {i for ids in summary.deleted.values() for i in ids}
