@@ -246,12 +246,15 @@ def _report_duplicates(
         for d in dropped
     ]
     upsert_records(conn, duplicate_emails, dropped_rows, ["email", "contact_id"], update=False)
-    other = target.alias("other")
-    shared = exists(
-        select(other.c.contact_id).where(
-            other.c.email == target.c.email, other.c.contact_id != target.c.contact_id
-        )
+    # One pass over the email index (GROUP BY) rather than a lookup per contact: at a million
+    # contacts the per-row EXISTS cost every incremental sync about 5 s.
+    shared_emails = (
+        select(target.c.email)
+        .where(target.c.email.is_not(None))
+        .group_by(target.c.email)
+        .having(func.count() > 1)
     )
+    shared = target.c.email.in_(shared_emails)
     lost_to = exists(
         select(duplicate_emails.c.email).where(duplicate_emails.c.email == target.c.email)
     )
