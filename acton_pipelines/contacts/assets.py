@@ -148,9 +148,13 @@ def acton_contacts_schema(
         )
     # The rows this run wrote, which is what an incremental sync can have broken; a run that
     # wrote none (or a check run on its own) checks a sample of the table as it stands.
-    written = select(expected).where(expected.c.sync_run_id == _run_id(context))
+    run_id = _run_id(context)
+    written = select(expected).where(expected.c.sync_run_id == run_id)
     with engine.connect() as conn:
-        sample = pd.DataFrame(conn.execute(written.limit(SCHEMA_SAMPLE_ROWS)).mappings().all())
+        sample = pd.DataFrame()
+        if run_id is not None:  # `== None` would select the rows with no run id instead
+            rows = conn.execute(written.limit(SCHEMA_SAMPLE_ROWS)).mappings().all()
+            sample = pd.DataFrame(rows)
         if sample.empty:
             everyone = select(expected).limit(SCHEMA_SAMPLE_ROWS)
             sample = pd.DataFrame(conn.execute(everyone).mappings().all())
